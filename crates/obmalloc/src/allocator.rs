@@ -1,0 +1,1016 @@
+//! The allocator: size classes → pools → arenas, and large blocks beside them.
+//!
+//! Read `malloc` and `free` first: each is a short inline fast path that
+//! leaves on one branch for everything else. The fast paths rely on two
+//! invariants kept by the slow paths:
+//! - every pool in `usedpools[class]` has a free block (`freeblock != null`);
+//! - the arena map knows exactly our arenas, and each pool's bitmap knows
+//!   exactly its allocated blocks, so a free is validated with two table
+//!   loads, a multiply and a bit test before anything is written.
+
+use std::ptr::{self, NonNull};
+
+use hashbrown::HashMap;
+
+use crate::arena::{ArenaMeta, UsableArenas, POOLS_PER_ARENA, RELEASE_THRESHOLD};
+use crate::arena_map::ArenaMap;
+use crate::debug_hooks;
+use crate::os;
+use crate::pool::{PoolMeta, PoolState, MAX_POOL_SIZE};
+use crate::size_class::{block_size, class_of, NUM_CLASSES, SMALL_REQUEST_THRESHOLD};
+use crate::{AllocError, Config, InvalidReason};
+
+/// Large blocks at least this big get their own mapping (returned to the OS
+/// on free, whatever glibc's dynamic threshold says); smaller ones come from
+/// the system `malloc`.
+pub const LARGE_MMAP_THRESHOLD: usize = 128 * 1024;
+
+/// How many recently freed large addresses are remembered to report a second
+/// free of one as a double free rather than as a foreign pointer.
+const RECENT_LARGE_FREES: usize = 32;
+
+#[derive(Clone, Copy, Debug)]
+struct LargeBlock {
+    /// Bytes requested.
+    size: usize,
+    /// Length of its own mapping, or 0 when it came from `malloc`.
+    mapped: usize,
+}
+
+impl LargeBlock {
+    fn reserved(&self) -> usize {
+        if self.mapped > 0 {
+            self.mapped
+        } else {
+            self.size
+        }
+    }
+}
+
+/// Where a validated pointer lives.
+enum Located {
+    Small { pool: *mut PoolMeta, index: usize },
+    Large(LargeBlock),
+}
+
+/// Running totals that cannot be recomputed by walking the arenas.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) arenas_allocated_total: u64,
+    pub(crate) arenas_freed_total: u64,
+    pub(crate) arenas_highwater: u64,
+    pub(crate) pools_released_total: u64,
+    pub(crate) bytes_returned_total: u64,
+    pub(crate) large_bytes: u64,
+}
+
+/// CPython's small-object allocator with validated frees. One per runtime;
+/// not shared between threads (it is `Send`, not `Sync`).
+pub struct Allocator {
+    /// Per class, a ring of pools with free blocks (null when none).
+    usedpools: [*mut PoolMeta; NUM_CLASSES],
+    map: ArenaMap,
+    debug: bool,
+    pool_shift: u32,
+    pub(crate) pool_size: usize,
+    pub(crate) arena_size: usize,
+    /// Every mapped arena; `ArenaMeta::index` is its position.
+    pub(crate) arenas: Vec<*mut ArenaMeta>,
+    usable: UsableArenas,
+    /// Arenas with all pools free (at most one is kept).
+    wholly_free: u32,
+    large: HashMap<usize, LargeBlock>,
+    recent_large_frees: [usize; RECENT_LARGE_FREES],
+    recent_next: usize,
+    max_bytes: usize,
+    /// Bytes of arenas + large blocks currently held.
+    pub(crate) reserved: usize,
+    pub(crate) counters: Counters,
+}
+
+// SAFETY: every raw pointer inside an `Allocator` points to memory it owns
+// exclusively (arena mappings, boxed arena metadata, arena map leaves), never
+// to thread-local or shared state, so moving the whole allocator to another
+// thread is as safe as moving a `Vec`. It is not `Sync`: all methods that
+// touch the pointers take `&mut self` or read through `&self` only.
+unsafe impl Send for Allocator {}
+
+impl Allocator {
+    /// Creates an allocator; nothing is mapped until the first allocation.
+    pub fn new(config: Config) -> Allocator {
+        let pool_size = config.geometry.pool_size();
+        let arena_size = config.geometry.arena_size();
+        debug_assert!(pool_size <= MAX_POOL_SIZE && arena_size == pool_size * POOLS_PER_ARENA);
+        Allocator {
+            usedpools: [ptr::null_mut(); NUM_CLASSES],
+            map: ArenaMap::new(arena_size.trailing_zeros()),
+            debug: config.debug_hooks,
+            pool_shift: pool_size.trailing_zeros(),
+            pool_size,
+            arena_size,
+            arenas: Vec::new(),
+            usable: UsableArenas::new(),
+            wholly_free: 0,
+            large: HashMap::new(),
+            recent_large_frees: [0; RECENT_LARGE_FREES],
+            recent_next: 0,
+            max_bytes: config.max_bytes,
+            reserved: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Whether the debug hooks (guard bytes, fills) are on.
+    pub fn debug_hooks(&self) -> bool {
+        self.debug
+    }
+
+    // ------------------------------------------------------------------
+    // malloc
+
+    /// Allocates `n` bytes aligned to 16. `n == 0` gives a unique pointer.
+    #[inline(always)]
+    pub fn malloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD && !self.debug {
+            if let Some(block) = self.alloc_from_used_pool(class_of(n)) {
+                return Ok(block);
+            }
+        }
+        self.malloc_slow(n)
+    }
+
+    /// Pops a block from the first used pool of `class`, if there is one.
+    #[inline(always)]
+    fn alloc_from_used_pool(&mut self, class: usize) -> Option<NonNull<u8>> {
+        let pool = self.usedpools[class];
+        if pool.is_null() {
+            return None;
+        }
+        // SAFETY: pools on `usedpools` are live metadata of mapped arenas, in
+        // state Used, so `freeblock` is a free block of the pool whose first
+        // word is the next link (invariants of `pool.rs`).
+        unsafe {
+            let p = &mut *pool;
+            let block = p.freeblock;
+            let next = *(block as *const *mut u8);
+            p.freeblock = next;
+            p.count += 1;
+            p.mark_allocated(p.index_of(block as usize));
+            if next.is_null() {
+                self.pool_refill(pool);
+            }
+            Some(NonNull::new_unchecked(block))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn malloc_slow(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+        if self.debug {
+            let total = n.checked_add(debug_hooks::OVERHEAD).ok_or(AllocError::NoMemory {
+                requested: n,
+                reason: "size overflows",
+            })?;
+            let raw = self.raw_malloc(total)?;
+            // SAFETY: `raw` is a fresh block of `total = n + OVERHEAD` bytes.
+            let user = unsafe { debug_hooks::write_fresh(raw.as_ptr(), n) };
+            // SAFETY: `user` is `raw + 16`, inside the block.
+            return Ok(unsafe { NonNull::new_unchecked(user) });
+        }
+        self.raw_malloc(n)
+    }
+
+    /// Allocation without debug hooks.
+    fn raw_malloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+        let n = n.max(1);
+        if n <= SMALL_REQUEST_THRESHOLD {
+            let class = class_of(n);
+            if let Some(block) = self.alloc_from_used_pool(class) {
+                return Ok(block);
+            }
+            return self.alloc_from_new_pool(class);
+        }
+        self.large_alloc(n)
+    }
+
+    /// The pool's free list just ran dry: carve the next block, or, when the
+    /// pool is exhausted, take it off `usedpools` as Full.
+    ///
+    /// # Safety
+    /// `pool` is a live pool on `usedpools` whose `freeblock` is null.
+    #[inline(never)]
+    unsafe fn pool_refill(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: contract.
+        let p = unsafe { &mut *pool };
+        if p.nextoffset <= p.maxnextoffset {
+            let block = (p.base + p.nextoffset as usize) as *mut u8;
+            // SAFETY: the block lies inside the pool (nextoffset <= maxnextoffset).
+            unsafe { *(block as *mut *mut u8) = ptr::null_mut() };
+            p.freeblock = block;
+            p.nextoffset += block_size(p.class as usize) as u32;
+            return;
+        }
+        p.state = PoolState::Full;
+        // SAFETY: the pool is on its class ring (contract).
+        unsafe { self.unlink_used(pool) };
+    }
+
+    /// No used pool for `class`: take a pool from the most used arena with a
+    /// free pool (mapping a new arena if none) and serve the first block.
+    #[cold]
+    #[inline(never)]
+    fn alloc_from_new_pool(&mut self, class: usize) -> Result<NonNull<u8>, AllocError> {
+        let pool = self.take_pool()?;
+        let size = block_size(class);
+        // SAFETY: `take_pool` returns a live pool not on any list.
+        unsafe {
+            let p = &mut *pool;
+            let block;
+            if p.state == PoolState::Empty && p.class as usize == class {
+                // Same class as before it emptied: its free list is intact
+                // and holds at least two blocks (every class fits >= 8).
+                block = p.freeblock;
+                p.freeblock = *(block as *const *mut u8);
+            } else {
+                p.class = class as u32;
+                block = p.base as *mut u8;
+                p.freeblock = block.add(size);
+                *(p.freeblock as *mut *mut u8) = ptr::null_mut();
+                p.nextoffset = (2 * size) as u32;
+                p.maxnextoffset = (self.pool_size - size) as u32;
+            }
+            p.count = 1;
+            p.mark_allocated(p.index_of(block as usize));
+            p.state = PoolState::Used;
+            self.link_used_front(pool);
+            if p.freeblock.is_null() {
+                self.pool_refill(pool);
+            }
+            Ok(NonNull::new_unchecked(block))
+        }
+    }
+
+    /// Takes one free pool from the head of `usable_arenas`: a resident empty
+    /// pool first (no page faults), then an untouched one, then a released one.
+    fn take_pool(&mut self) -> Result<*mut PoolMeta, AllocError> {
+        if self.usable.head.is_null() {
+            let arena = self.new_arena()?;
+            // SAFETY: `arena` is live and the list is empty.
+            unsafe { self.usable.push_new(arena) };
+        }
+        // SAFETY: the head is a live arena with nfreepools > 0 (invariant 4).
+        unsafe {
+            let a = &mut *self.usable.head;
+            if a.nfreepools as usize == POOLS_PER_ARENA {
+                self.wholly_free -= 1;
+            }
+            let pool: *mut PoolMeta;
+            if !a.freepools.is_null() {
+                pool = a.freepools;
+                a.freepools = (*pool).next;
+                a.resident_empty -= 1;
+            } else if (a.nextpool as usize) < POOLS_PER_ARENA {
+                pool = &mut a.pools[a.nextpool as usize];
+                a.nextpool += 1;
+            } else {
+                pool = a.released;
+                debug_assert!(!pool.is_null(), "arena on usable list without a free pool");
+                a.released = (*pool).next;
+            }
+            (*pool).next = ptr::null_mut();
+            self.usable.head_took_pool();
+            Ok(pool)
+        }
+    }
+
+    fn new_arena(&mut self) -> Result<*mut ArenaMeta, AllocError> {
+        self.check_limit(self.arena_size)?;
+        let base = os::map_aligned(self.arena_size, self.arena_size).ok_or(AllocError::NoMemory {
+            requested: self.arena_size,
+            reason: "the OS refused to map a new arena",
+        })?;
+        let meta = ArenaMeta::new_boxed(base, self.pool_size, self.arenas.len());
+        if !self.map.insert(base, meta) {
+            os::unmap(base, self.arena_size);
+            // SAFETY: `meta` came from `Box::into_raw` and is referenced nowhere.
+            drop(unsafe { Box::from_raw(meta) });
+            return Err(AllocError::NoMemory {
+                requested: self.arena_size,
+                reason: "no memory for the arena map",
+            });
+        }
+        self.arenas.push(meta);
+        self.reserved += self.arena_size;
+        self.wholly_free += 1;
+        let c = &mut self.counters;
+        c.arenas_allocated_total += 1;
+        c.arenas_highwater = c.arenas_highwater.max(self.arenas.len() as u64);
+        Ok(meta)
+    }
+
+    fn check_limit(&self, more: usize) -> Result<(), AllocError> {
+        if self.max_bytes != 0 && self.reserved.saturating_add(more) > self.max_bytes {
+            return Err(AllocError::NoMemory {
+                requested: more,
+                reason: "the configured max_bytes limit would be exceeded",
+            });
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // free
+
+    /// Frees a block. NULL is fine. Anything that is not a live block of this
+    /// allocator (foreign, interior, already freed) is refused with an error
+    /// and nothing changes.
+    #[inline(always)]
+    pub fn free(&mut self, p: *mut u8) -> Result<(), AllocError> {
+        let addr = p as usize;
+        if !self.debug {
+            let arena = self.map.lookup(addr);
+            if !arena.is_null() {
+                // SAFETY: the map only holds live arenas; the pool index is
+                // below 64 because `addr` is inside the arena.
+                unsafe {
+                    let pool: *mut PoolMeta =
+                        &mut (*arena).pools[(addr - (*arena).base) >> self.pool_shift];
+                    let p_meta = &*pool;
+                    let index = p_meta.index_of(addr);
+                    if index * block_size(p_meta.class as usize) == addr - p_meta.base
+                        && p_meta.is_allocated(index)
+                    {
+                        self.release_block(pool, index, p);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.free_slow(p)
+    }
+
+    /// Puts a validated block back on its pool's free list.
+    ///
+    /// # Safety
+    /// `pool` is live and block `index` at `p` is allocated in it.
+    #[inline(always)]
+    unsafe fn release_block(&mut self, pool: *mut PoolMeta, index: usize, p: *mut u8) {
+        // SAFETY: contract; the block is ours and no longer the user's.
+        unsafe {
+            let m = &mut *pool;
+            m.mark_free(index);
+            let head = m.freeblock;
+            *(p as *mut *mut u8) = head;
+            m.freeblock = p;
+            m.count -= 1;
+            if head.is_null() || m.count == 0 {
+                self.pool_state_changed(pool, head.is_null());
+            }
+        }
+    }
+
+    /// A free made a Full pool usable again, or emptied a pool.
+    ///
+    /// # Safety
+    /// `pool` is live.
+    #[inline(never)]
+    unsafe fn pool_state_changed(&mut self, pool: *mut PoolMeta, was_full: bool) {
+        // SAFETY: contract.
+        unsafe {
+            if was_full {
+                (*pool).state = PoolState::Used;
+                self.link_used_front(pool);
+            }
+            if (*pool).count == 0 {
+                self.pool_became_empty(pool);
+            }
+        }
+    }
+
+    /// Moves an emptied pool to its arena's free pools and does the arena
+    /// bookkeeping: re-sort, unmap a second wholly free arena, and give
+    /// resident empty pools back once there are `RELEASE_THRESHOLD` of them.
+    #[cold]
+    unsafe fn pool_became_empty(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: `pool` is live, in state Used on its ring; its arena is live.
+        unsafe {
+            self.unlink_used(pool);
+            let p = &mut *pool;
+            p.state = PoolState::Empty;
+            let arena = p.arena;
+            let a = &mut *arena;
+            p.next = a.freepools;
+            a.freepools = pool;
+            a.resident_empty += 1;
+            self.usable.pool_returned(arena);
+            if a.nfreepools as usize == POOLS_PER_ARENA {
+                if self.wholly_free >= 1 {
+                    self.usable.remove(arena);
+                    self.unmap_arena(arena);
+                    return;
+                }
+                self.wholly_free += 1;
+            }
+            if a.resident_empty >= RELEASE_THRESHOLD {
+                self.release_empty_pools(arena);
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&mut self, p: *mut u8) -> Result<(), AllocError> {
+        if p.is_null() {
+            return Ok(());
+        }
+        if self.debug {
+            let raw = (p as usize).wrapping_sub(debug_hooks::HEAD) as *mut u8;
+            let (located, _) = self.check_debug_block(p, raw)?;
+            return self.release_located(located, raw);
+        }
+        let located = self.locate(p as usize)?;
+        self.release_located(located, p)
+    }
+
+    fn release_located(&mut self, located: Located, p: *mut u8) -> Result<(), AllocError> {
+        match located {
+            // SAFETY: `locate` validated block `index` of `pool` at `p`.
+            Located::Small { pool, index } => unsafe { self.release_block(pool, index, p) },
+            Located::Large(block) => self.large_free(p as usize, block),
+        }
+        Ok(())
+    }
+
+    /// Validates that `addr` is a live block of ours, without changing anything.
+    fn locate(&self, addr: usize) -> Result<Located, AllocError> {
+        let arena = self.map.lookup(addr);
+        if !arena.is_null() {
+            // SAFETY: the map only holds live arenas; `addr` is inside this one.
+            let pool = unsafe { &mut (*arena).pools[(addr - (*arena).base) >> self.pool_shift] }
+                as *mut PoolMeta;
+            // SAFETY: live pool metadata.
+            let m = unsafe { &*pool };
+            if m.state == PoolState::Untouched {
+                return Err(AllocError::InvalidPointer {
+                    addr,
+                    reason: InvalidReason::NeverAllocated,
+                });
+            }
+            let size = block_size(m.class as usize);
+            let offset = addr - m.base;
+            let index = offset / size;
+            if index * size != offset {
+                return Err(AllocError::InvalidPointer {
+                    addr,
+                    reason: InvalidReason::Interior {
+                        block: m.base + index * size,
+                        offset: offset - index * size,
+                    },
+                });
+            }
+            if index >= m.capacity(self.pool_size) {
+                return Err(AllocError::InvalidPointer {
+                    addr,
+                    reason: InvalidReason::NeverAllocated,
+                });
+            }
+            if !m.is_allocated(index) {
+                return Err(AllocError::DoubleFree { addr });
+            }
+            return Ok(Located::Small { pool, index });
+        }
+        if let Some(block) = self.large.get(&addr) {
+            return Ok(Located::Large(*block));
+        }
+        if addr != 0 && self.recent_large_frees.contains(&addr) {
+            return Err(AllocError::DoubleFree { addr });
+        }
+        Err(AllocError::InvalidPointer {
+            addr,
+            reason: InvalidReason::NotOurs,
+        })
+    }
+
+    /// Validates a debug-mode pointer and its guard bytes. Returns where the
+    /// raw block lives and the size the user asked for.
+    fn check_debug_block(&self, user: *mut u8, raw: *mut u8) -> Result<(Located, usize), AllocError> {
+        let located = self.locate(raw as usize).map_err(|e| e.with_addr(user as usize))?;
+        let capacity = match &located {
+            // SAFETY: `pool` is live (just located).
+            Located::Small { pool, .. } => block_size(unsafe { (**pool).class } as usize),
+            Located::Large(block) => block.size,
+        };
+        // SAFETY: `raw` is a live block of `capacity` bytes.
+        match unsafe { debug_hooks::check(raw, capacity) } {
+            Ok(n) => {
+                // SAFETY: checked just above.
+                unsafe { debug_hooks::mark_dead(raw, n) };
+                Ok((located, n))
+            }
+            Err(detail) => Err(AllocError::HeapCorruption {
+                addr: user as usize,
+                detail,
+            }),
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // calloc, realloc
+
+    /// Allocates `count * size` zeroed bytes; an overflowing product is
+    /// `NoMemory`.
+    pub fn calloc(&mut self, count: usize, size: usize) -> Result<NonNull<u8>, AllocError> {
+        let total = count.checked_mul(size).ok_or(AllocError::NoMemory {
+            requested: usize::MAX,
+            reason: "count * size overflows",
+        })?;
+        let p = self.malloc(total)?;
+        // SAFETY: `p` is a fresh block of at least `total` bytes.
+        unsafe { ptr::write_bytes(p.as_ptr(), 0, total) };
+        Ok(p)
+    }
+
+    /// Resizes a block, as CPython's `PyObject_Realloc`: NULL allocates; a
+    /// small block is kept when the new size fits and shrinks it by less than
+    /// 25 %; otherwise the contents move to a new block. On error the old
+    /// block is untouched and still allocated.
+    pub fn realloc(&mut self, p: *mut u8, n: usize) -> Result<NonNull<u8>, AllocError> {
+        if p.is_null() {
+            return self.malloc(n);
+        }
+        if self.debug {
+            return self.debug_realloc(p, n);
+        }
+        match self.locate(p as usize)? {
+            Located::Small { pool, index } => {
+                // SAFETY: `pool` is live (just located).
+                let size = block_size(unsafe { (*pool).class } as usize);
+                let want = n.max(1);
+                if want <= size && 4 * want > 3 * size {
+                    // SAFETY: `p` is a live block.
+                    return Ok(unsafe { NonNull::new_unchecked(p) });
+                }
+                let new = self.raw_malloc(want)?;
+                // SAFETY: both blocks are live and distinct; we copy what fits.
+                unsafe {
+                    ptr::copy_nonoverlapping(p, new.as_ptr(), want.min(size));
+                    self.release_block(pool, index, p);
+                }
+                Ok(new)
+            }
+            Located::Large(block) => self.large_realloc(p as usize, block, n.max(1)),
+        }
+    }
+
+    fn debug_realloc(&mut self, p: *mut u8, n: usize) -> Result<NonNull<u8>, AllocError> {
+        let raw = (p as usize).wrapping_sub(debug_hooks::HEAD) as *mut u8;
+        // Check the guards before anything moves, but do not mark it dead yet:
+        // if the new allocation fails the old block must stay intact.
+        let located = self.locate(raw as usize).map_err(|e| e.with_addr(p as usize))?;
+        let capacity = match &located {
+            // SAFETY: live pool.
+            Located::Small { pool, .. } => block_size(unsafe { (**pool).class } as usize),
+            Located::Large(block) => block.size,
+        };
+        // SAFETY: `raw` is a live block of `capacity` bytes.
+        let old_n = unsafe { debug_hooks::check(raw, capacity) }.map_err(|detail| {
+            AllocError::HeapCorruption {
+                addr: p as usize,
+                detail,
+            }
+        })?;
+        let new = self.malloc(n)?;
+        // SAFETY: both are live user regions of at least `min(n, old_n)` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(p, new.as_ptr(), n.min(old_n));
+            debug_hooks::mark_dead(raw, old_n);
+        }
+        // `located` is still valid: the malloc above cannot free this block.
+        self.release_located(located, raw)?;
+        Ok(new)
+    }
+
+    // ------------------------------------------------------------------
+    // large blocks
+
+    fn large_alloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+        let mapped = if n >= LARGE_MMAP_THRESHOLD { round_up(n, os::page_size()) } else { 0 };
+        let block = LargeBlock { size: n, mapped };
+        self.check_limit(block.reserved())?;
+        let addr = if mapped > 0 {
+            os::map(mapped).unwrap_or(0)
+        } else {
+            // SAFETY: plain malloc of a non-zero size.
+            unsafe { libc::malloc(n) as usize }
+        };
+        if addr == 0 {
+            return Err(AllocError::NoMemory {
+                requested: n,
+                reason: "the system allocator refused",
+            });
+        }
+        debug_assert_eq!(addr % 16, 0);
+        self.track_large(addr, block);
+        // SAFETY: non-zero.
+        Ok(unsafe { NonNull::new_unchecked(addr as *mut u8) })
+    }
+
+    fn track_large(&mut self, addr: usize, block: LargeBlock) {
+        self.large.insert(addr, block);
+        self.reserved += block.reserved();
+        self.counters.large_bytes += block.size as u64;
+        for slot in self.recent_large_frees.iter_mut() {
+            if *slot == addr {
+                *slot = 0;
+            }
+        }
+    }
+
+    fn untrack_large(&mut self, addr: usize, block: LargeBlock) {
+        self.large.remove(&addr);
+        self.reserved -= block.reserved();
+        self.counters.large_bytes -= block.size as u64;
+    }
+
+    fn large_free(&mut self, addr: usize, block: LargeBlock) {
+        self.untrack_large(addr, block);
+        self.recent_large_frees[self.recent_next] = addr;
+        self.recent_next = (self.recent_next + 1) % RECENT_LARGE_FREES;
+        if block.mapped > 0 {
+            os::unmap(addr, block.mapped);
+            self.counters.bytes_returned_total += block.mapped as u64;
+        } else {
+            // SAFETY: `addr` came from libc::malloc and is freed once (we
+            // just removed it from the table).
+            unsafe { libc::free(addr as *mut libc::c_void) };
+        }
+    }
+
+    fn large_realloc(&mut self, addr: usize, old: LargeBlock, n: usize) -> Result<NonNull<u8>, AllocError> {
+        let mapped = if n >= LARGE_MMAP_THRESHOLD { round_up(n, os::page_size()) } else { 0 };
+        let new = LargeBlock { size: n, mapped };
+        let growth = new.reserved().saturating_sub(old.reserved());
+        self.check_limit(growth)?;
+        let new_addr = match (old.mapped > 0, mapped > 0) {
+            (true, true) => os::remap(addr, old.mapped, mapped).unwrap_or(0),
+            // SAFETY: `addr` is a live malloc'd block; on failure it is untouched.
+            (false, false) => unsafe { libc::realloc(addr as *mut libc::c_void, n) as usize },
+            _ => {
+                let fresh = if mapped > 0 {
+                    os::map(mapped).unwrap_or(0)
+                } else {
+                    // SAFETY: plain malloc.
+                    unsafe { libc::malloc(n) as usize }
+                };
+                if fresh != 0 {
+                    // SAFETY: both regions are live and distinct.
+                    unsafe {
+                        ptr::copy_nonoverlapping(addr as *const u8, fresh as *mut u8, n.min(old.size))
+                    };
+                    if old.mapped > 0 {
+                        os::unmap(addr, old.mapped);
+                    } else {
+                        // SAFETY: malloc'd block, freed once.
+                        unsafe { libc::free(addr as *mut libc::c_void) };
+                    }
+                }
+                fresh
+            }
+        };
+        if new_addr == 0 {
+            return Err(AllocError::NoMemory {
+                requested: n,
+                reason: "the system allocator refused",
+            });
+        }
+        self.untrack_large(addr, old);
+        self.track_large(new_addr, new);
+        // SAFETY: non-zero.
+        Ok(unsafe { NonNull::new_unchecked(new_addr as *mut u8) })
+    }
+
+    // ------------------------------------------------------------------
+    // giving memory back
+
+    /// Gives back to the OS every resident empty pool and every wholly free
+    /// arena (the spare too). Returns the bytes of resident memory released.
+    pub fn release_free_arenas(&mut self) -> usize {
+        let mut released = 0;
+        let mut i = 0;
+        while i < self.arenas.len() {
+            let arena = self.arenas[i];
+            // SAFETY: listed arenas are live.
+            let a = unsafe { &*arena };
+            if a.nfreepools as usize == POOLS_PER_ARENA {
+                released += a.resident_empty as usize * self.pool_size;
+                // SAFETY: a wholly free arena is on the usable list.
+                unsafe { self.usable.remove(arena) };
+                self.wholly_free -= 1;
+                self.unmap_arena(arena);
+                // `unmap_arena` moved the last arena into slot `i`.
+                continue;
+            }
+            if a.resident_empty > 0 {
+                released += self.release_empty_pools(arena);
+            }
+            i += 1;
+        }
+        released
+    }
+
+    /// Gives the pages of every resident empty pool of `arena` back to the OS,
+    /// coalescing neighbours into one `madvise`. Returns the bytes released.
+    fn release_empty_pools(&mut self, arena: *mut ArenaMeta) -> usize {
+        // SAFETY: `arena` is live; its freepools list holds its Empty pools.
+        let a = unsafe { &mut *arena };
+        let mut mask = 0u64;
+        let mut pool = a.freepools;
+        while !pool.is_null() {
+            // SAFETY: list members are live pools of this arena.
+            unsafe {
+                let p = &mut *pool;
+                let index = (p.base - a.base) >> self.pool_shift;
+                mask |= 1 << index;
+                let next = p.next;
+                p.state = PoolState::Released;
+                p.freeblock = ptr::null_mut();
+                p.next = a.released;
+                a.released = pool;
+                pool = next;
+            }
+        }
+        a.freepools = ptr::null_mut();
+        let count = a.resident_empty as usize;
+        a.resident_empty = 0;
+        // Coalesce runs of set bits.
+        while mask != 0 {
+            let start = mask.trailing_zeros() as usize;
+            let run = (!(mask >> start)).trailing_zeros() as usize;
+            os::decommit(a.base + start * self.pool_size, run * self.pool_size);
+            let run_mask = if run == 64 { u64::MAX } else { (1u64 << run) - 1 };
+            mask &= !(run_mask << start);
+        }
+        let bytes = count * self.pool_size;
+        self.counters.pools_released_total += count as u64;
+        self.counters.bytes_returned_total += bytes as u64;
+        bytes
+    }
+
+    /// Unmaps an arena that is off the usable list and holds no block.
+    fn unmap_arena(&mut self, arena: *mut ArenaMeta) {
+        // SAFETY: `arena` came from `Box::into_raw` in `new_arena`; after this
+        // function nothing refers to it (map entry and arenas slot removed).
+        let meta = unsafe { Box::from_raw(arena) };
+        self.map.remove(meta.base);
+        os::unmap(meta.base, self.arena_size);
+        let last = self.arenas.pop().expect("arena list is not empty");
+        if last != arena {
+            self.arenas[meta.index] = last;
+            // SAFETY: `last` is a live arena.
+            unsafe { (*last).index = meta.index };
+        }
+        self.reserved -= self.arena_size;
+        self.counters.arenas_freed_total += 1;
+        self.counters.bytes_returned_total += meta.resident_empty as u64 * self.pool_size as u64;
+    }
+
+    // ------------------------------------------------------------------
+    // usedpools rings
+
+    /// # Safety
+    /// `pool` is live and on no ring.
+    unsafe fn link_used_front(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: contract; ring members are live.
+        unsafe {
+            let class = (*pool).class as usize;
+            let head = self.usedpools[class];
+            if head.is_null() {
+                (*pool).next = pool;
+                (*pool).prev = pool;
+            } else {
+                (*pool).next = head;
+                (*pool).prev = (*head).prev;
+                (*(*head).prev).next = pool;
+                (*head).prev = pool;
+            }
+            self.usedpools[class] = pool;
+        }
+    }
+
+    /// # Safety
+    /// `pool` is live and on its class ring.
+    unsafe fn unlink_used(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: contract; ring members are live.
+        unsafe {
+            let class = (*pool).class as usize;
+            let next = (*pool).next;
+            if next == pool {
+                self.usedpools[class] = ptr::null_mut();
+            } else {
+                (*(*pool).prev).next = next;
+                (*next).prev = (*pool).prev;
+                if self.usedpools[class] == pool {
+                    self.usedpools[class] = next;
+                }
+            }
+            (*pool).next = ptr::null_mut();
+            (*pool).prev = ptr::null_mut();
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // inspection
+
+    /// Size in bytes of the live block at `p` as the caller sees it (the
+    /// requested size for large and debug blocks, the class size for small
+    /// ones), or an error if `p` is not a live block.
+    pub fn usable_size(&self, p: *mut u8) -> Result<usize, AllocError> {
+        if self.debug {
+            let raw = (p as usize).wrapping_sub(debug_hooks::HEAD);
+            let located = self.locate(raw).map_err(|e| e.with_addr(p as usize))?;
+            let capacity = match &located {
+                // SAFETY: live pool.
+                Located::Small { pool, .. } => block_size(unsafe { (**pool).class } as usize),
+                Located::Large(b) => b.size,
+            };
+            // SAFETY: `raw` is a live block of `capacity` bytes.
+            return unsafe { debug_hooks::check(raw as *const u8, capacity) }.map_err(|detail| {
+                AllocError::HeapCorruption {
+                    addr: p as usize,
+                    detail,
+                }
+            });
+        }
+        match self.locate(p as usize)? {
+            // SAFETY: live pool.
+            Located::Small { pool, .. } => Ok(block_size(unsafe { (*pool).class } as usize)),
+            Located::Large(b) => Ok(b.size),
+        }
+    }
+
+    /// Calls `f` with the metadata of every mapped arena.
+    pub(crate) fn for_each_arena(&self, mut f: impl FnMut(&ArenaMeta)) {
+        for &arena in &self.arenas {
+            // SAFETY: listed arenas are live.
+            f(unsafe { &*arena });
+        }
+    }
+
+    pub(crate) fn large_blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.large.iter().map(|(&a, b)| (a, b.size))
+    }
+
+    pub(crate) fn arena_map(&self) -> &ArenaMap {
+        &self.map
+    }
+
+    /// Asserts every invariant of pools, arenas, lists and the arena map
+    /// (see the module docs of `pool` and `arena`). For tests.
+    pub fn check_invariants(&self) {
+        let mut wholly_free = 0;
+        for (i, &arena) in self.arenas.iter().enumerate() {
+            // SAFETY: listed arenas are live.
+            let a = unsafe { &*arena };
+            assert_eq!(a.index, i, "arena index");
+            assert_eq!(self.map.lookup(a.base), arena, "arena map entry");
+            assert_eq!(self.map.lookup(a.base + self.arena_size - 1), arena, "arena map entry (end)");
+            let mut empty = 0;
+            let mut released = 0;
+            let mut untouched = 0;
+            for (k, pool) in a.pools.iter().enumerate() {
+                pool.check_invariants(self.pool_size);
+                assert_eq!(pool.arena, arena);
+                match pool.state {
+                    PoolState::Untouched => {
+                        assert!(k >= a.nextpool as usize, "untouched pool below nextpool");
+                        untouched += 1;
+                    }
+                    PoolState::Empty => empty += 1,
+                    PoolState::Released => released += 1,
+                    PoolState::Used => {
+                        // It must be on its class ring.
+                        let head = self.usedpools[pool.class as usize];
+                        assert!(!head.is_null());
+                        let mut q = head;
+                        let mut found = false;
+                        loop {
+                            if q as *const PoolMeta == pool as *const PoolMeta {
+                                found = true;
+                            }
+                            // SAFETY: ring members are live.
+                            q = unsafe { (*q).next };
+                            if q == head {
+                                break;
+                            }
+                        }
+                        assert!(found, "used pool missing from its ring");
+                    }
+                    PoolState::Full => {}
+                }
+            }
+            assert_eq!(untouched, POOLS_PER_ARENA - a.nextpool as usize);
+            assert_eq!(count_list(a.freepools, PoolState::Empty), empty);
+            assert_eq!(count_list(a.released, PoolState::Released), released);
+            assert_eq!(a.resident_empty as usize, empty);
+            assert!(a.resident_empty < RELEASE_THRESHOLD, "resident empty pools over threshold");
+            assert_eq!(a.nfreepools as usize, empty + released + untouched);
+            if a.nfreepools as usize == POOLS_PER_ARENA {
+                wholly_free += 1;
+            }
+        }
+        assert_eq!(wholly_free, self.wholly_free);
+        assert!(wholly_free <= 1, "more than one wholly free arena kept");
+        // usable_arenas: exactly the arenas with free pools, sorted, fingers right.
+        let mut on_list = 0;
+        let mut prev: *mut ArenaMeta = ptr::null_mut();
+        let mut a = self.usable.head;
+        while !a.is_null() {
+            // SAFETY: list members are live.
+            let m = unsafe { &*a };
+            assert!(m.nfreepools > 0);
+            assert_eq!(m.prev_arena, prev);
+            if !prev.is_null() {
+                // SAFETY: live.
+                assert!(unsafe { (*prev).nfreepools } <= m.nfreepools, "usable_arenas not sorted");
+            }
+            let is_last_of_group =
+                // SAFETY: live.
+                m.next_arena.is_null() || unsafe { (*m.next_arena).nfreepools } != m.nfreepools;
+            assert_eq!(self.usable.nfp2lasta[m.nfreepools as usize] == a, is_last_of_group, "nfp2lasta");
+            on_list += 1;
+            prev = a;
+            a = m.next_arena;
+        }
+        let with_free = self
+            .arenas
+            .iter()
+            // SAFETY: live.
+            .filter(|&&a| unsafe { (*a).nfreepools } > 0)
+            .count();
+        assert_eq!(on_list, with_free, "usable_arenas membership");
+        for (n, &last) in self.usable.nfp2lasta.iter().enumerate() {
+            if !last.is_null() {
+                // SAFETY: fingers point at live list members.
+                assert_eq!(unsafe { (*last).nfreepools } as usize, n);
+            }
+        }
+        // usedpools rings: members are Used pools of that class.
+        for (class, &head) in self.usedpools.iter().enumerate() {
+            if head.is_null() {
+                continue;
+            }
+            let mut q = head;
+            loop {
+                // SAFETY: ring members are live.
+                let m = unsafe { &*q };
+                assert_eq!(m.state, PoolState::Used);
+                assert_eq!(m.class as usize, class);
+                // SAFETY: live.
+                assert_eq!(unsafe { (*m.next).prev }, q);
+                q = m.next;
+                if q == head {
+                    break;
+                }
+            }
+        }
+        let large_reserved: usize = self.large.values().map(|b| b.reserved()).sum();
+        assert_eq!(self.reserved, self.arenas.len() * self.arena_size + large_reserved);
+    }
+}
+
+fn count_list(mut pool: *mut PoolMeta, state: PoolState) -> usize {
+    let mut n = 0;
+    while !pool.is_null() {
+        // SAFETY: arena lists hold live pools.
+        let p = unsafe { &*pool };
+        assert_eq!(p.state, state);
+        n += 1;
+        pool = p.next;
+    }
+    n
+}
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        for &arena in &self.arenas {
+            // SAFETY: every listed arena was mapped by us and its metadata
+            // boxed; both are released exactly once here.
+            unsafe {
+                os::unmap((*arena).base, self.arena_size);
+                drop(Box::from_raw(arena));
+            }
+        }
+        for (&addr, block) in &self.large {
+            if block.mapped > 0 {
+                os::unmap(addr, block.mapped);
+            } else {
+                // SAFETY: malloc'd by us, freed once.
+                unsafe { libc::free(addr as *mut libc::c_void) };
+            }
+        }
+    }
+}

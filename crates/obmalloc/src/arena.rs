@@ -1,0 +1,243 @@
+//! Arenas: big aligned mappings cut into 64 pools, and the `usable_arenas`
+//! list that decides which arena the next pool comes from.
+//!
+//! # Policy (CPython's, plus pool-granularity release)
+//! - An arena is mapped from the OS aligned to its own size and cut into
+//!   [`POOLS_PER_ARENA`] pools, carved lazily (lowest untouched first).
+//! - `usable_arenas` holds exactly the arenas with at least one free pool
+//!   (Empty, Released or Untouched), sorted by ascending `nfreepools`. New pools
+//!   come from the head, the most used arena, so that nearly empty arenas can
+//!   drain and be returned. Keeping the list sorted is O(1) per change thanks to
+//!   `nfp2lasta[n]`, the last arena with `n` free pools (bpo-37029).
+//! - An arena whose pools are all free is unmapped, except that one such
+//!   arena is kept as a spare so that a loop allocating and freeing one block
+//!   does not map and unmap an arena each time (bpo-37257).
+//! - Beyond CPython: when an arena holds [`RELEASE_THRESHOLD`] resident empty
+//!   pools, their pages are given back with `MADV_DONTNEED` in one batch, so
+//!   a few long-lived blocks no longer pin a whole arena's memory.
+//!
+//! # Invariants (asserted by `Allocator::check_invariants`)
+//! 1. `nfreepools == |freepools| + |released| + (64 - nextpool)`.
+//! 2. `resident_empty == |freepools|`, and `resident_empty < RELEASE_THRESHOLD`
+//!    after every public call.
+//! 3. Pools at index `>= nextpool` are Untouched; pools on `freepools` are
+//!    Empty; on `released`, Released.
+//! 4. An arena is on `usable_arenas` iff `nfreepools > 0`; the list is sorted
+//!    by `nfreepools` and `nfp2lasta[n]` is its last arena with `n` free pools
+//!    (null if none).
+//! 5. At most one arena has all its pools free.
+
+use std::ptr;
+
+use crate::pool::PoolMeta;
+
+/// Pools per arena: 64 in every CPython geometry (16 KiB x 1 MiB, 4 KiB x 256 KiB).
+pub(crate) const POOLS_PER_ARENA: usize = 64;
+
+/// Resident empty pools an arena may hold before they are given back.
+pub const RELEASE_THRESHOLD: u32 = 8;
+
+pub(crate) struct ArenaMeta {
+    /// First byte of the arena (aligned to the arena size).
+    pub(crate) base: usize,
+    /// Pools not in use: Empty + Released + Untouched.
+    pub(crate) nfreepools: u32,
+    /// Index of the first untouched pool.
+    pub(crate) nextpool: u32,
+    /// Length of `freepools`.
+    pub(crate) resident_empty: u32,
+    /// Empty pools whose pages are resident (singly linked through `next`).
+    pub(crate) freepools: *mut PoolMeta,
+    /// Pools given back to the OS (singly linked through `next`).
+    pub(crate) released: *mut PoolMeta,
+    /// Neighbours in `usable_arenas`.
+    pub(crate) next_arena: *mut ArenaMeta,
+    pub(crate) prev_arena: *mut ArenaMeta,
+    /// Position in `Allocator::arenas`.
+    pub(crate) index: usize,
+    pub(crate) pools: [PoolMeta; POOLS_PER_ARENA],
+}
+
+impl ArenaMeta {
+    /// Metadata for a freshly mapped arena, boxed so its address is stable
+    /// (pools point back at it, the arena map points at it).
+    pub(crate) fn new_boxed(base: usize, pool_size: usize, index: usize) -> *mut ArenaMeta {
+        let meta = Box::new(ArenaMeta {
+            base,
+            nfreepools: POOLS_PER_ARENA as u32,
+            nextpool: 0,
+            resident_empty: 0,
+            freepools: ptr::null_mut(),
+            released: ptr::null_mut(),
+            next_arena: ptr::null_mut(),
+            prev_arena: ptr::null_mut(),
+            index,
+            pools: std::array::from_fn(|i| PoolMeta::untouched(base + i * pool_size, ptr::null_mut())),
+        });
+        let raw = Box::into_raw(meta);
+        // SAFETY: `raw` is the unique pointer to the box just leaked.
+        unsafe {
+            for pool in (*raw).pools.iter_mut() {
+                pool.arena = raw;
+            }
+        }
+        raw
+    }
+}
+
+/// The sorted list of arenas with free pools, and its finger vector.
+pub(crate) struct UsableArenas {
+    pub(crate) head: *mut ArenaMeta,
+    /// `nfp2lasta[n]`: the last arena in the list with `n` free pools.
+    pub(crate) nfp2lasta: [*mut ArenaMeta; POOLS_PER_ARENA + 1],
+}
+
+impl UsableArenas {
+    pub(crate) fn new() -> UsableArenas {
+        UsableArenas {
+            head: ptr::null_mut(),
+            nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1],
+        }
+    }
+
+    /// Puts a new arena (all pools free) on the list; only called when the
+    /// list is empty, as in CPython, so the order holds trivially.
+    ///
+    /// # Safety
+    /// `arena` is live, not on the list, and the list is empty.
+    pub(crate) unsafe fn push_new(&mut self, arena: *mut ArenaMeta) {
+        debug_assert!(self.head.is_null());
+        // SAFETY: per the contract, `arena` is live and ours.
+        let a = unsafe { &mut *arena };
+        a.next_arena = ptr::null_mut();
+        a.prev_arena = ptr::null_mut();
+        self.head = arena;
+        self.nfp2lasta[a.nfreepools as usize] = arena;
+    }
+
+    /// Accounts for one pool taken from the head arena: its count drops by
+    /// one, which keeps it the smallest, and it leaves the list at zero.
+    ///
+    /// # Safety
+    /// The list is non-empty and its arenas are live.
+    pub(crate) unsafe fn head_took_pool(&mut self) {
+        let arena = self.head;
+        // SAFETY: the head is a live arena (contract).
+        let a = unsafe { &mut *arena };
+        let nf = a.nfreepools as usize;
+        debug_assert!(nf > 0);
+        if self.nfp2lasta[nf] == arena {
+            self.nfp2lasta[nf] = ptr::null_mut();
+        }
+        if nf > 1 {
+            debug_assert!(self.nfp2lasta[nf - 1].is_null());
+            self.nfp2lasta[nf - 1] = arena;
+        }
+        a.nfreepools -= 1;
+        if a.nfreepools == 0 {
+            self.head = a.next_arena;
+            if !self.head.is_null() {
+                // SAFETY: list members are live.
+                unsafe { (*self.head).prev_arena = ptr::null_mut() };
+            }
+            a.next_arena = ptr::null_mut();
+        }
+    }
+
+    /// Accounts for one pool returned to `arena` (its `nfreepools` has not yet
+    /// been incremented): inserts it when it was full, or slides it right past
+    /// the arenas that now have fewer free pools.
+    ///
+    /// # Safety
+    /// `arena` and every arena on the list are live.
+    pub(crate) unsafe fn pool_returned(&mut self, arena: *mut ArenaMeta) {
+        // SAFETY: contract.
+        let a = unsafe { &mut *arena };
+        let nf = a.nfreepools as usize;
+        let lastnf = self.nfp2lasta[nf];
+        if nf > 0 && lastnf == arena {
+            let prev = a.prev_arena;
+            // SAFETY: list members are live.
+            self.nfp2lasta[nf] = if !prev.is_null() && unsafe { (*prev).nfreepools } as usize == nf {
+                prev
+            } else {
+                ptr::null_mut()
+            };
+        }
+        a.nfreepools += 1;
+        let nf = nf + 1;
+        if nf == 1 {
+            // It was full, hence off the list: it belongs at the head.
+            a.prev_arena = ptr::null_mut();
+            a.next_arena = self.head;
+            if !self.head.is_null() {
+                // SAFETY: list members are live.
+                unsafe { (*self.head).prev_arena = arena };
+            }
+            self.head = arena;
+            if self.nfp2lasta[1].is_null() {
+                self.nfp2lasta[1] = arena;
+            }
+            return;
+        }
+        if self.nfp2lasta[nf].is_null() {
+            self.nfp2lasta[nf] = arena;
+        }
+        if lastnf == arena {
+            // It was the rightmost of its old group: still in order.
+            return;
+        }
+        // Move it right after `lastnf`, the old last of its previous group.
+        // SAFETY: `lastnf` is non-null (the group contained `arena`) and live.
+        unsafe {
+            self.unlink(arena);
+            let a = &mut *arena;
+            a.prev_arena = lastnf;
+            a.next_arena = (*lastnf).next_arena;
+            if !a.next_arena.is_null() {
+                (*a.next_arena).prev_arena = arena;
+            }
+            (*lastnf).next_arena = arena;
+        }
+    }
+
+    /// Removes `arena` from the list and from the finger vector.
+    ///
+    /// # Safety
+    /// `arena` is on the list and every member is live.
+    pub(crate) unsafe fn remove(&mut self, arena: *mut ArenaMeta) {
+        // SAFETY: contract.
+        let a = unsafe { &mut *arena };
+        let nf = a.nfreepools as usize;
+        if self.nfp2lasta[nf] == arena {
+            let prev = a.prev_arena;
+            // SAFETY: list members are live.
+            self.nfp2lasta[nf] = if !prev.is_null() && unsafe { (*prev).nfreepools } as usize == nf {
+                prev
+            } else {
+                ptr::null_mut()
+            };
+        }
+        // SAFETY: contract.
+        unsafe { self.unlink(arena) };
+        a.next_arena = ptr::null_mut();
+        a.prev_arena = ptr::null_mut();
+    }
+
+    /// Splices `arena` out of the links (finger vector untouched).
+    unsafe fn unlink(&mut self, arena: *mut ArenaMeta) {
+        // SAFETY: the caller guarantees `arena` and its neighbours are live.
+        unsafe {
+            let a = &mut *arena;
+            if a.prev_arena.is_null() {
+                debug_assert_eq!(self.head, arena);
+                self.head = a.next_arena;
+            } else {
+                (*a.prev_arena).next_arena = a.next_arena;
+            }
+            if !a.next_arena.is_null() {
+                (*a.next_arena).prev_arena = a.prev_arena;
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! # obmalloc — CPython's small-object allocator, with every free validated
+//!
+//! ```text
+//!     Object-specific allocators (free lists: refcount-object)      layer 3
+//!     ───────────────────────────────────────────────────────────
+//!     Allocator::malloc/free: size classes → pools → arenas         layer 2
+//!     ───────────────────────────────────────────────────────────
+//!     mmap/munmap/madvise (arenas, big blocks), libc malloc         layer 1
+//! ```
+//! Requests of 1..=512 bytes are served from 32 size classes 16 bytes apart
+//! ([`size_class`]); each class carves blocks out of pools (16 KiB) that are
+//! carved out of arenas (1 MiB, 64 pools) mapped from the OS — the geometry
+//! of CPython 3.10+ on 64-bit, or CPython 3.8's 4 KiB / 256 KiB
+//! ([`Geometry`]). Larger requests go to the system allocator (or their own
+//! mapping) and are tracked in a table so they can be validated and counted.
+//!
+//! What is not CPython:
+//! - **Every free and realloc is validated in O(1)** ([`Allocator::free`]):
+//!   an arena map (radix tree) says whether the address is in one of our
+//!   arenas, the out-of-line pool header says whether it is on a block
+//!   boundary, and a per-pool bitmap says whether the block is allocated. A
+//!   foreign, interior or already freed pointer is an error and changes
+//!   nothing; CPython corrupts its heap there.
+//! - **Memory goes back to the OS at pool granularity** as well as per arena:
+//!   an arena holding [`RELEASE_THRESHOLD`] empty pools gives their pages back
+//!   (`MADV_DONTNEED`), so a few survivors no longer pin whole arenas.
+//! - Pool headers live outside the pools, so user data cannot overwrite them.
+//! - A `max_bytes` limit and `PYTHONMALLOC=debug`-style hooks
+//!   ([`debug_hooks`]) that report an overrun as an error, not a crash.
+//!
+//! Start reading at [`Allocator::malloc`] and [`Allocator::free`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod allocator;
+mod arena;
+mod arena_map;
+pub mod debug_hooks;
+mod os;
+mod pool;
+pub mod size_class;
+mod stats;
+
+use std::fmt;
+
+pub use allocator::{Allocator, LARGE_MMAP_THRESHOLD};
+pub use arena::RELEASE_THRESHOLD;
+pub use stats::{write_stat_line, ClassStats, Stats};
+
+/// Pool and arena sizes, as a CPython version has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Geometry {
+    /// CPython 3.10+ on 64-bit: 16 KiB pools, 1 MiB arenas.
+    #[default]
+    Cpython310,
+    /// CPython 3.8-3.9: 4 KiB pools, 256 KiB arenas.
+    Cpython38,
+}
+
+impl Geometry {
+    pub const fn pool_size(self) -> usize {
+        match self {
+            Geometry::Cpython310 => 16 * 1024,
+            Geometry::Cpython38 => 4 * 1024,
+        }
+    }
+
+    pub const fn arena_size(self) -> usize {
+        self.pool_size() * 64
+    }
+}
+
+/// Allocator settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub geometry: Geometry,
+    /// Most bytes the allocator may hold from the OS (arenas + large blocks);
+    /// an allocation that would pass it fails with [`AllocError::NoMemory`].
+    /// 0 means no limit.
+    pub max_bytes: usize,
+    /// Guard bytes and fills, like `PYTHONMALLOC=debug` (24 bytes per block).
+    pub debug_hooks: bool,
+}
+
+/// Why a pointer is not a live block of this allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidReason {
+    /// Not inside any arena or large block of this allocator.
+    NotOurs,
+    /// Inside a block, `offset` bytes after its start `block`.
+    Interior { block: usize, offset: usize },
+    /// Inside an arena, but where no block was ever handed out.
+    NeverAllocated,
+}
+
+/// Errors of the allocator. Each leaves the allocator unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllocError {
+    /// The OS, the system allocator or `max_bytes` refused.
+    NoMemory { requested: usize, reason: &'static str },
+    /// The pointer is not a live block of this allocator.
+    InvalidPointer { addr: usize, reason: InvalidReason },
+    /// The pointer is a block of this allocator that is not allocated now.
+    DoubleFree { addr: usize },
+    /// Debug hooks found damaged guard bytes around the block.
+    HeapCorruption { addr: usize, detail: String },
+}
+
+impl AllocError {
+    /// The same error, reported for the address the user holds (debug mode
+    /// validates the raw block 16 bytes before it).
+    pub(crate) fn with_addr(self, user: usize) -> AllocError {
+        match self {
+            AllocError::InvalidPointer { reason, .. } => AllocError::InvalidPointer { addr: user, reason },
+            AllocError::DoubleFree { .. } => AllocError::DoubleFree { addr: user },
+            AllocError::HeapCorruption { detail, .. } => AllocError::HeapCorruption { addr: user, detail },
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::NoMemory { requested, reason } => {
+                write!(f, "out of memory: cannot allocate {requested} bytes ({reason})")
+            }
+            AllocError::InvalidPointer { addr, reason } => match reason {
+                InvalidReason::NotOurs => {
+                    write!(f, "invalid pointer {addr:#x}: not a block of this allocator")
+                }
+                InvalidReason::Interior { block, offset } => write!(
+                    f,
+                    "invalid pointer {addr:#x}: interior pointer, {offset} bytes into the block at {block:#x}"
+                ),
+                InvalidReason::NeverAllocated => write!(
+                    f,
+                    "invalid pointer {addr:#x}: inside an arena where no block was handed out"
+                ),
+            },
+            AllocError::DoubleFree { addr } => {
+                write!(f, "double free: block {addr:#x} is not allocated (already freed)")
+            }
+            AllocError::HeapCorruption { addr, detail } => {
+                write!(f, "heap corruption detected at block {addr:#x}: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AllocError {}

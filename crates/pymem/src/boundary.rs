@@ -1,0 +1,214 @@
+//! The one boundary every C call crosses.
+//!
+//! Every `extern "C"` function of this crate runs its body through
+//! [`ffi_boundary!`], which:
+//! 1. turns a NULL runtime into `PYMEM_ERR_NULL_ARGUMENT` (message in the
+//!    calling thread's slot);
+//! 2. checks that the calling thread owns the runtime — one relaxed load and
+//!    one compare against the thread pointer, no locked instruction — and
+//!    refuses others with `PYMEM_ERR_BUSY`, a poisoned runtime with
+//!    `PYMEM_ERR_PANIC` (both on a cold path);
+//! 3. runs the body under `catch_unwind`: a panic (a bug in pymem) poisons the
+//!    runtime and returns `PYMEM_ERR_PANIC` instead of unwinding into C;
+//! 4. records the message of a failure in the runtime's slot.
+//!
+//! The thread-local message slot below is the only state of the library that
+//! lives outside a handle (API.md, Conventions).
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::runtime::{Runtime, RuntimeState};
+use crate::status::Status;
+
+/// Why a call failed: a status and its message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: Status,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<obmalloc::AllocError> for Failure {
+    fn from(e: obmalloc::AllocError) -> Failure {
+        use obmalloc::AllocError as E;
+        let status = match &e {
+            E::NoMemory { .. } => Status::PYMEM_ERR_NO_MEMORY,
+            E::InvalidPointer { .. } => Status::PYMEM_ERR_INVALID_POINTER,
+            E::DoubleFree { .. } => Status::PYMEM_ERR_DOUBLE_FREE,
+            E::HeapCorruption { .. } => Status::PYMEM_ERR_HEAP_CORRUPTION,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+/// An identity of the calling thread that costs one instruction: on x86-64
+/// Linux the thread pointer, `%fs:0`, which the ELF TLS ABI defines to hold
+/// the address of the thread's own control block (unique among live threads,
+/// never 0). Elsewhere, the address of a thread-local byte.
+#[inline(always)]
+pub(crate) fn current_thread_id() -> usize {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let id: usize;
+        // SAFETY: reading %fs:0 is always valid in a Linux x86-64 process: the
+        // kernel sets %fs to the thread's TCB, whose first word points to itself.
+        unsafe {
+            std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) id,
+                options(nostack, readonly, preserves_flags, pure));
+        }
+        id
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    {
+        thread_local! { static MARKER: u8 = const { 0 }; }
+        MARKER.with(|m| m as *const u8 as usize)
+    }
+}
+
+thread_local! {
+    /// The calling thread's last message for calls without a usable handle.
+    static THREAD_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Makes a C string of a message, replacing any NUL byte.
+pub(crate) fn c_message(message: &str) -> CString {
+    CString::new(message.replace('\0', "\\0")).expect("NULs were replaced")
+}
+
+/// Records `message` in the calling thread's slot and returns `status`.
+#[cold]
+pub(crate) fn thread_error(status: Status, message: &str) -> Status {
+    let msg = c_message(message);
+    THREAD_ERROR.with(|slot| *slot.borrow_mut() = msg);
+    status
+}
+
+/// The calling thread's slot, valid until the next failure on this thread.
+pub(crate) fn thread_error_ptr() -> *const c_char {
+    THREAD_ERROR.with(|slot| slot.borrow().as_ptr())
+}
+
+/// Checks the handle and the owner. On success the caller may use the
+/// runtime's state: the calling thread owns it.
+///
+/// # Safety
+/// `rt` is NULL or a runtime from `pymem_runtime_new` not yet freed.
+#[inline(always)]
+pub(crate) unsafe fn enter<'a>(rt: *const Runtime, function: &str) -> Result<&'a Runtime, Status> {
+    if rt.is_null() {
+        return Err(thread_error(
+            Status::PYMEM_ERR_NULL_ARGUMENT,
+            &format!("{function}: the runtime is NULL"),
+        ));
+    }
+    // SAFETY: non-null, and live per the contract.
+    let rt = unsafe { &*rt };
+    if !rt.owned_by_caller() {
+        return Err(rt.refuse(function));
+    }
+    Ok(rt)
+}
+
+/// Runs `body` on the owner thread's state under `catch_unwind`, recording
+/// a failure's message in the runtime.
+#[inline(always)]
+pub(crate) fn run<T>(
+    rt: &Runtime,
+    function: &str,
+    on_error: T,
+    body: impl FnOnce(&mut RuntimeState) -> Result<T, Failure>,
+) -> (T, Status) {
+    // SAFETY: `enter` established that the calling thread owns `rt`, so no
+    // other thread touches its state, and no other `&mut` to it is live:
+    // calls do not nest (re-entry from host callbacks is checked by the
+    // layers that make callbacks).
+    let state = unsafe { rt.state_mut() };
+    match catch_unwind(AssertUnwindSafe(|| body(state))) {
+        Ok(Ok(value)) => (value, Status::PYMEM_OK),
+        Ok(Err(failure)) => {
+            rt.set_error(&failure.message);
+            (on_error, failure.status)
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            rt.poison(&format!("{function}: internal error (pymem bug), runtime poisoned: {what}"));
+            (on_error, Status::PYMEM_ERR_PANIC)
+        }
+    }
+}
+
+/// Runs a body that needs no runtime under `catch_unwind`; a panic becomes
+/// `PYMEM_ERR_PANIC` with the message in the thread's slot.
+pub(crate) fn run_without_runtime<T>(function: &str, on_panic: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(_) => {
+            thread_error(
+                Status::PYMEM_ERR_PANIC,
+                &format!("{function}: internal error (pymem bug)"),
+            );
+            on_panic
+        }
+    }
+}
+
+/// The boundary of every exported function that takes a runtime.
+///
+/// - `ffi_boundary!(status rt, "name", |state| body)`: `body` returns
+///   `Result<(), Failure>`; the function returns a `Status`.
+/// - `ffi_boundary!(pointer rt, "name", |state| body)`: `body` returns
+///   `Result<*mut T, Failure>`; the function returns the pointer, NULL on
+///   any failure.
+macro_rules! ffi_boundary {
+    (status $rt:expr, $function:expr, |$state:ident| $body:expr) => {{
+        // SAFETY: the C caller passes NULL or a live runtime (API contract).
+        match unsafe { $crate::boundary::enter($rt, $function) } {
+            Err(status) => status,
+            Ok(rt) => $crate::boundary::run(rt, $function, (), |$state| $body).1,
+        }
+    }};
+    (pointer $rt:expr, $function:expr, |$state:ident| $body:expr) => {{
+        // SAFETY: the C caller passes NULL or a live runtime (API contract).
+        match unsafe { $crate::boundary::enter($rt, $function) } {
+            Err(_) => ::std::ptr::null_mut(),
+            Ok(rt) => $crate::boundary::run(rt, $function, ::std::ptr::null_mut(), |$state| $body).0,
+        }
+    }};
+}
+pub(crate) use ffi_boundary;
+
+/// Writes `value` through an out-pointer that the body checked non-null.
+///
+/// # Safety
+/// `out` is non-null and valid for a write of `T`.
+#[inline(always)]
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
+    // SAFETY: contract.
+    unsafe { out.write(value) }
+}
+
+/// Fails with `PYMEM_ERR_NULL_ARGUMENT` when an out-pointer is NULL.
+#[inline(always)]
+pub(crate) fn require<T>(ptr: *const T, function: &str, what: &str) -> Result<(), Failure> {
+    if ptr.is_null() {
+        return Err(Failure::new(
+            Status::PYMEM_ERR_NULL_ARGUMENT,
+            format!("{function}: {what} is NULL"),
+        ));
+    }
+    Ok(())
+}

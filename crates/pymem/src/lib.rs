@@ -1,0 +1,27 @@
+//! # pymem — the C ABI of CPython's memory model, rebuilt in Rust
+//!
+//! This crate is the facade: every `extern "C"` function of `libpymem.so`
+//! lives here (a cdylib does not export the `#[no_mangle]` functions of its
+//! dependencies, rust-lang/rust#50007), one module per section of the C API,
+//! each entry point a thin wrapper around the safe crates below it:
+//!
+//! | module      | C API section                | crate       |
+//! |-------------|------------------------------|-------------|
+//! | [`status`]  | status codes and names       | —           |
+//! | [`runtime`] | runtime, threads, messages   | —           |
+//! | [`alloc`]   | allocator                    | `obmalloc`  |
+//!
+//! Every entry crosses [`boundary`]: NULL checks, the owner-thread check,
+//! `catch_unwind`, and the message slots. `include/pymem.h` is generated from
+//! the `///` comments here by `cargo xtask header`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod alloc;
+mod boundary;
+pub mod runtime;
+pub mod status;
+
+pub use alloc::AllocStats;
+pub use runtime::{Config, Runtime};
+pub use status::Status;

@@ -1,0 +1,317 @@
+//! Runtimes: creation, ownership by one thread at a time, messages, version.
+
+use std::cell::UnsafeCell;
+use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use obmalloc::{Allocator, Geometry};
+
+use crate::boundary::{
+    c_message, current_thread_id, enter, run_without_runtime, thread_error, thread_error_ptr, write_out,
+};
+use crate::status::Status;
+
+/// `pymem_config.geometry`: CPython 3.10+ on 64-bit, 16 KiB pools in 1 MiB arenas (default).
+pub const PYMEM_GEOMETRY_CPYTHON_310: i32 = 0;
+/// `pymem_config.geometry`: CPython 3.8-3.9, 4 KiB pools in 256 KiB arenas.
+pub const PYMEM_GEOMETRY_CPYTHON_38: i32 = 1;
+
+/// Major version of the library this header belongs to.
+pub const PYMEM_VERSION_MAJOR: u32 = 0;
+/// Minor version (until 1.0 the ABI may change between minor versions).
+pub const PYMEM_VERSION_MINOR: u32 = 1;
+/// Patch version.
+pub const PYMEM_VERSION_PATCH: u32 = 0;
+
+/// Settings of a runtime. Fill it with `pymem_config_init`, then change the
+/// fields you need; the runtime copies it, so it may live on the stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Pool and arena sizes: `PYMEM_GEOMETRY_CPYTHON_310` (default) or
+    /// `PYMEM_GEOMETRY_CPYTHON_38`.
+    pub geometry: i32,
+    /// Non-zero turns on the debug hooks of `PYTHONMALLOC=debug`: 24 guard
+    /// bytes per block, new memory filled with 0xCD, freed with 0xDD, guards
+    /// checked at free and realloc (`PYMEM_ERR_HEAP_CORRUPTION`).
+    pub debug_hooks: i32,
+    /// Most bytes the allocator may hold from the OS (arenas + large blocks);
+    /// allocations beyond it fail with `PYMEM_ERR_NO_MEMORY`. 0 = no limit.
+    pub max_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            geometry: PYMEM_GEOMETRY_CPYTHON_310,
+            debug_hooks: 0,
+            max_bytes: 0,
+        }
+    }
+}
+
+impl Config {
+    fn to_allocator_config(self) -> Result<obmalloc::Config, String> {
+        let geometry = match self.geometry {
+            PYMEM_GEOMETRY_CPYTHON_310 => Geometry::Cpython310,
+            PYMEM_GEOMETRY_CPYTHON_38 => Geometry::Cpython38,
+            other => {
+                return Err(format!(
+                    "pymem_runtime_new: unknown geometry {other} (use PYMEM_GEOMETRY_CPYTHON_310 or PYMEM_GEOMETRY_CPYTHON_38)"
+                ))
+            }
+        };
+        let max_bytes = usize::try_from(self.max_bytes)
+            .map_err(|_| format!("pymem_runtime_new: max_bytes {} is too large", self.max_bytes))?;
+        Ok(obmalloc::Config {
+            geometry,
+            max_bytes,
+            debug_hooks: self.debug_hooks != 0,
+        })
+    }
+}
+
+/// What a runtime owns. Only the owner thread touches it.
+pub(crate) struct RuntimeState {
+    pub(crate) alloc: Allocator,
+}
+
+/// No thread owns the runtime (after `pymem_runtime_detach`).
+const DETACHED: usize = 0;
+/// A panic poisoned the runtime. Never a thread id (thread pointers are aligned).
+const POISONED: usize = usize::MAX;
+
+/// A runtime: an allocator (and, as later parts land, objects, a collector,
+/// namespaces) that belongs to one thread at a time.
+pub struct Runtime {
+    /// The owner's thread id, `DETACHED` or `POISONED`. Read by any thread
+    /// (relaxed); written by the owner (detach, poison) or by `attach`'s CAS.
+    owner: AtomicUsize,
+    /// Message of the last failed call; owner thread only.
+    last_error: UnsafeCell<CString>,
+    state: UnsafeCell<RuntimeState>,
+}
+
+// SAFETY: a runtime is handed between threads by design (attach/detach). Its
+// interior is only touched by the owning thread, which `owner` (an atomic)
+// decides; other threads read nothing but `owner`. `attach` takes ownership
+// with an acquire CAS that pairs with `detach`'s release store, so the new
+// owner sees every write of the old one.
+unsafe impl Sync for Runtime {}
+// SAFETY: see above; the allocator inside is `Send`.
+unsafe impl Send for Runtime {}
+
+impl Runtime {
+    #[inline(always)]
+    pub(crate) fn owned_by_caller(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == current_thread_id()
+    }
+
+    /// The refusal for a caller that does not own the runtime.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refuse(&self, function: &str) -> Status {
+        if self.owner.load(Ordering::Relaxed) == POISONED {
+            return thread_error(
+                Status::PYMEM_ERR_PANIC,
+                &format!("{function}: the runtime is poisoned by an earlier internal error"),
+            );
+        }
+        thread_error(
+            Status::PYMEM_ERR_BUSY,
+            &format!(
+                "{function}: the runtime belongs to another thread (or is detached); call pymem_runtime_attach first"
+            ),
+        )
+    }
+
+    /// # Safety
+    /// The caller owns the runtime and holds no other reference to its state.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn state_mut(&self) -> &mut RuntimeState {
+        // SAFETY: contract.
+        unsafe { &mut *self.state.get() }
+    }
+
+    /// Records a failure's message. Owner thread only.
+    #[cold]
+    pub(crate) fn set_error(&self, message: &str) {
+        // SAFETY: called by the owner (after `enter`); the previous message's
+        // pointer is invalidated, as documented ("valid until the next call").
+        unsafe { *self.last_error.get() = c_message(message) };
+    }
+
+    #[cold]
+    pub(crate) fn poison(&self, message: &str) {
+        self.set_error(message);
+        self.owner.store(POISONED, Ordering::Release);
+    }
+}
+
+/// Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
+/// memory limit. NULL is ignored. Callable from any thread.
+///
+/// # Safety
+/// `cfg` is NULL or points to writable memory for a `pymem_config`.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_config_init(cfg: *mut Config) {
+    if !cfg.is_null() {
+        // SAFETY: non-null and writable per the contract.
+        unsafe { cfg.write(Config::default()) };
+    }
+}
+
+/// Creates a runtime owned by the calling thread and stores it in `*out`.
+/// `cfg` may be NULL for the defaults; it is copied, not kept. On failure
+/// `*out` is untouched and `pymem_last_error(NULL)` says why.
+/// Free it with `pymem_runtime_free`.
+///
+/// # Safety
+/// `cfg` is NULL or points to an initialised `pymem_config`; `out` is NULL
+/// (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Runtime) -> Status {
+    run_without_runtime("pymem_runtime_new", Status::PYMEM_ERR_PANIC, || {
+        if out.is_null() {
+            return thread_error(Status::PYMEM_ERR_NULL_ARGUMENT, "pymem_runtime_new: out is NULL");
+        }
+        let cfg = if cfg.is_null() {
+            Config::default()
+        } else {
+            // SAFETY: non-null and initialised per the contract.
+            unsafe { *cfg }
+        };
+        let alloc_cfg = match cfg.to_allocator_config() {
+            Ok(c) => c,
+            Err(message) => return thread_error(Status::PYMEM_ERR_INVALID_ARGUMENT, &message),
+        };
+        let rt = Box::new(Runtime {
+            owner: AtomicUsize::new(current_thread_id()),
+            last_error: UnsafeCell::new(CString::default()),
+            state: UnsafeCell::new(RuntimeState {
+                alloc: Allocator::new(alloc_cfg),
+            }),
+        });
+        // SAFETY: `out` is non-null and writable per the contract.
+        unsafe { write_out(out, Box::into_raw(rt)) };
+        Status::PYMEM_OK
+    })
+}
+
+/// Frees a runtime and everything it owns: every block still allocated, its
+/// arenas, and (as later parts land) its objects — host `dealloc` callbacks
+/// run, `finalize` and weakref callbacks do not, as at process exit.
+/// NULL is fine (`PYMEM_OK`). Only the owner may free it (`PYMEM_ERR_BUSY`
+/// otherwise); a poisoned runtime may be freed by any thread. Must not be
+/// called twice.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; after this call it is dangling.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_runtime_free(rt: *mut Runtime) -> Status {
+    if rt.is_null() {
+        return Status::PYMEM_OK;
+    }
+    // SAFETY: live per the contract.
+    let owner = unsafe { (*rt).owner.load(Ordering::Acquire) };
+    if owner != POISONED && owner != current_thread_id() {
+        // SAFETY: live per the contract.
+        return unsafe { (*rt).refuse("pymem_runtime_free") };
+    }
+    run_without_runtime("pymem_runtime_free", Status::PYMEM_ERR_PANIC, || {
+        // SAFETY: the caller owns it (or it is poisoned) and gives it up; it
+        // came from Box::into_raw in pymem_runtime_new.
+        drop(unsafe { Box::from_raw(rt) });
+        Status::PYMEM_OK
+    })
+}
+
+/// Makes the calling thread the owner of a detached runtime. `PYMEM_OK` if
+/// it already owns it; `PYMEM_ERR_BUSY` while another thread holds it.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_runtime_attach(rt: *mut Runtime) -> Status {
+    if rt.is_null() {
+        return thread_error(Status::PYMEM_ERR_NULL_ARGUMENT, "pymem_runtime_attach: the runtime is NULL");
+    }
+    // SAFETY: live per the contract; only the atomic is touched.
+    let rt = unsafe { &*rt };
+    let me = current_thread_id();
+    match rt
+        .owner
+        .compare_exchange(DETACHED, me, Ordering::Acquire, Ordering::Relaxed)
+    {
+        Ok(_) => Status::PYMEM_OK,
+        Err(current) if current == me => Status::PYMEM_OK,
+        Err(_) => rt.refuse("pymem_runtime_attach"),
+    }
+}
+
+/// Gives up the calling thread's ownership, so that another thread may
+/// `pymem_runtime_attach`. Only the owner may detach (`PYMEM_ERR_BUSY`).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_runtime_detach(rt: *mut Runtime) -> Status {
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    match unsafe { enter(rt, "pymem_runtime_detach") } {
+        Err(status) => status,
+        Ok(rt) => {
+            rt.owner.store(DETACHED, Ordering::Release);
+            Status::PYMEM_OK
+        }
+    }
+}
+
+/// The message of the last failed call on `rt` ("" if none), valid until the
+/// next call on it. `pymem_last_error(NULL)` gives the calling thread's last
+/// message for calls that had no usable handle (NULL runtime, failed
+/// `pymem_runtime_new`, ...). Called from a thread that does not own `rt`, it
+/// gives that thread's own last message (e.g. why it got `PYMEM_ERR_BUSY`).
+/// Never NULL; never free it.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_last_error(rt: *const Runtime) -> *const c_char {
+    if rt.is_null() {
+        return thread_error_ptr();
+    }
+    // SAFETY: live per the contract.
+    let r = unsafe { &*rt };
+    let owner = r.owner.load(Ordering::Acquire);
+    if owner == current_thread_id() || owner == POISONED {
+        // SAFETY: the owner is the caller, or nobody writes any more (poisoned).
+        unsafe { (*r.last_error.get()).as_ptr() }
+    } else {
+        thread_error_ptr()
+    }
+}
+
+/// The library's version, e.g. `"0.1.0"` (the header's `PYMEM_VERSION_*`
+/// macros give the version it was compiled against). Static; never free it.
+#[no_mangle]
+pub extern "C" fn pymem_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_macros_match_the_crate() {
+        let v = format!("{PYMEM_VERSION_MAJOR}.{PYMEM_VERSION_MINOR}.{PYMEM_VERSION_PATCH}");
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn null_out_pointer_is_refused() {
+        // SAFETY: NULL arguments are part of the contract.
+        let status = unsafe { pymem_runtime_new(std::ptr::null(), std::ptr::null_mut()) };
+        assert_eq!(status, Status::PYMEM_ERR_NULL_ARGUMENT);
+    }
+}

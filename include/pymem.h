@@ -228,6 +228,13 @@ typedef struct {
    * allocations beyond it fail with `PYMEM_ERR_NO_MEMORY`. 0 = no limit.
    */
   uint64_t max_bytes;
+  /**
+   * Once an arena holds 8 empty pools, how many pool events (a pool
+   * taken or emptied) a pool must stay empty before its pages are given
+   * back to the OS. Default 256; 0 gives them back at once (may thrash
+   * when a loop empties and refills the same pools).
+   */
+  uint64_t pool_release_delay;
 } pymem_config;
 
 #ifdef __cplusplus
@@ -322,7 +329,7 @@ void pymem_string_free(char *s);
 
 /**
  * Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
- * memory limit. NULL is ignored. Callable from any thread.
+ * memory limit, a pool release delay of 256 pool events. NULL is ignored. Callable from any thread.
  *
  * # Safety
  * `cfg` is NULL or points to writable memory for a `pymem_config`.

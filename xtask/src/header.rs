@@ -17,19 +17,28 @@ pub fn render(root: &Path) -> Result<String, String> {
     String::from_utf8(out).map_err(|e| e.to_string())
 }
 
+/// Fails when the committed header differs from what cbindgen renders now.
+/// Prints nothing (test-all reports the result).
+pub fn check(root: &Path) -> Result<(), String> {
+    let rendered = render(root)?;
+    let committed = std::fs::read_to_string(root.join("include/pymem.h")).unwrap_or_default();
+    if committed != rendered {
+        return Err(
+            "include/pymem.h is out of date: run `cargo xtask header` and commit it".into(),
+        );
+    }
+    Ok(())
+}
+
 /// Writes the header, or with `check` compares it and fails on drift.
 pub fn run(root: &Path, check: bool) -> Result<(), String> {
-    let rendered = render(root)?;
     let path = root.join("include/pymem.h");
     if check {
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        if committed != rendered {
-            return Err("include/pymem.h is out of date: run `cargo xtask header` and commit it".into());
-        }
+        self::check(root)?;
         println!("include/pymem.h is up to date");
         return Ok(());
     }
-    std::fs::write(&path, rendered).map_err(|e| e.to_string())?;
+    std::fs::write(&path, render(root)?).map_err(|e| e.to_string())?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -1,20 +1,65 @@
-//! cargo xtask: the project's build tasks (matklad/cargo-xtask).
+//! cargo xtask: the project's build tasks (matklad/cargo-xtask). One module
+//! per subcommand; every external tool runs through `std::process::Command`.
+//!
+//! ```text
+//! cargo xtask test-all                       every CI check, then "N passed, N failed"
+//! cargo xtask header [--check]               regenerate include/pymem.h (or check it)
+//! cargo xtask dist --prefix DIR              install lib, headers and pymem.pc into DIR
+//! cargo xtask bench alloc [--runs N] [--n N] [--no-ir]
+//! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
+//! ```
+
+mod bench;
+mod demo;
+mod dist;
 mod header;
+mod test_all;
+mod util;
 
-use std::path::PathBuf;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+const USAGE: &str = "usage:
+  cargo xtask test-all                                  run every check (fmt, clippy, tests, header, ffi-tests, dist)
+  cargo xtask header [--check]                          regenerate include/pymem.h, or fail if it is stale
+  cargo xtask dist --prefix DIR                         install libpymem, headers and pymem.pc into DIR
+  cargo xtask bench alloc [--runs N] [--n N] [--no-ir]  allocator throughput vs glibc, pymalloc, mimalloc
+  cargo xtask demo [SECTION...] [--list]                run the C-API demo";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = util::root();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("header") => header::run(&root(), args.iter().any(|a| a == "--check")),
-        _ => Err("usage: cargo xtask header [--check]".to_string()),
+        Some("test-all") => test_all::cmd(&root, rest),
+        Some("header") => header::run(&root, rest.iter().any(|a| a == "--check")),
+        Some("dist") => dist::cmd(&root, rest),
+        Some("bench") => bench::cmd(&root, rest),
+        Some("demo") => demo::cmd(&root, rest),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_string()),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::util::{thousands, workspace_version};
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(10_000_000), "10,000,000");
+    }
+
+    #[test]
+    fn workspace_version_is_read() {
+        let v = workspace_version(&crate::util::root()).unwrap();
+        assert_eq!(v.split('.').count(), 3, "{v}");
     }
 }

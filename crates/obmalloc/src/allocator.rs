@@ -70,6 +70,10 @@ pub struct Allocator {
     /// Per class, a ring of pools with free blocks (null when none).
     usedpools: [*mut PoolMeta; NUM_CLASSES],
     map: ArenaMap,
+    /// `malloc`'s fast path serves sizes `1..=fast_path_limit`: 512, or 0
+    /// with debug hooks (every block then takes the slow path that adds
+    /// guards) — one compare instead of a size check and a flag check.
+    fast_path_limit: usize,
     debug: bool,
     pool_shift: u32,
     pub(crate) pool_size: usize,
@@ -83,6 +87,14 @@ pub struct Allocator {
     recent_large_frees: [usize; RECENT_LARGE_FREES],
     recent_next: usize,
     max_bytes: usize,
+    /// Counts pool events (a pool taken from an arena, a pool emptied): the
+    /// clock by which empty pools age. Deterministic, unlike a timer.
+    pool_clock: u64,
+    /// Pool events an empty pool must stay empty before its pages are given
+    /// back (0: as soon as its arena holds `RELEASE_THRESHOLD` empty pools).
+    release_delay: u64,
+    /// Clock value at which the next sweep for aged empty pools runs.
+    next_sweep: u64,
     /// Bytes of arenas + large blocks currently held.
     pub(crate) reserved: usize,
     pub(crate) counters: Counters,
@@ -103,7 +115,8 @@ impl Allocator {
         debug_assert!(pool_size <= MAX_POOL_SIZE && arena_size == pool_size * POOLS_PER_ARENA);
         Allocator {
             usedpools: [ptr::null_mut(); NUM_CLASSES],
-            map: ArenaMap::new(arena_size.trailing_zeros()),
+            map: ArenaMap::new(arena_size.trailing_zeros(), !config.debug_hooks),
+            fast_path_limit: if config.debug_hooks { 0 } else { SMALL_REQUEST_THRESHOLD },
             debug: config.debug_hooks,
             pool_shift: pool_size.trailing_zeros(),
             pool_size,
@@ -115,6 +128,9 @@ impl Allocator {
             recent_large_frees: [0; RECENT_LARGE_FREES],
             recent_next: 0,
             max_bytes: config.max_bytes,
+            pool_clock: 0,
+            release_delay: config.pool_release_delay,
+            next_sweep: config.pool_release_delay,
             reserved: 0,
             counters: Counters::default(),
         }
@@ -131,7 +147,7 @@ impl Allocator {
     /// Allocates `n` bytes aligned to 16. `n == 0` gives a unique pointer.
     #[inline(always)]
     pub fn malloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
-        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD && !self.debug {
+        if n.wrapping_sub(1) < self.fast_path_limit {
             if let Some(block) = self.alloc_from_used_pool(class_of(n)) {
                 return Ok(block);
             }
@@ -142,7 +158,9 @@ impl Allocator {
     /// Pops a block from the first used pool of `class`, if there is one.
     #[inline(always)]
     fn alloc_from_used_pool(&mut self, class: usize) -> Option<NonNull<u8>> {
-        let pool = self.usedpools[class];
+        // `class < 32` always (callers pass `class_of(n)` with n <= 512); the
+        // mask only spares a bounds check.
+        let pool = self.usedpools[class & (NUM_CLASSES - 1)];
         if pool.is_null() {
             return None;
         }
@@ -155,7 +173,8 @@ impl Allocator {
             let next = *(block as *const *mut u8);
             p.freeblock = next;
             p.count += 1;
-            p.mark_allocated(p.index_of(block as usize));
+            let index = p.index_of(block as usize);
+            p.mark_allocated(index);
             if next.is_null() {
                 self.pool_refill(pool);
             }
@@ -207,7 +226,7 @@ impl Allocator {
             // SAFETY: the block lies inside the pool (nextoffset <= maxnextoffset).
             unsafe { *(block as *mut *mut u8) = ptr::null_mut() };
             p.freeblock = block;
-            p.nextoffset += block_size(p.class as usize) as u32;
+            p.nextoffset += p.size;
             return;
         }
         p.state = PoolState::Full;
@@ -232,7 +251,7 @@ impl Allocator {
                 block = p.freeblock;
                 p.freeblock = *(block as *const *mut u8);
             } else {
-                p.class = class as u32;
+                p.set_class(class);
                 block = p.base as *mut u8;
                 p.freeblock = block.add(size);
                 *(p.freeblock as *mut *mut u8) = ptr::null_mut();
@@ -240,7 +259,8 @@ impl Allocator {
                 p.maxnextoffset = (self.pool_size - size) as u32;
             }
             p.count = 1;
-            p.mark_allocated(p.index_of(block as usize));
+            let index = p.index_of(block as usize);
+            p.mark_allocated(index);
             p.state = PoolState::Used;
             self.link_used_front(pool);
             if p.freeblock.is_null() {
@@ -279,6 +299,7 @@ impl Allocator {
             }
             (*pool).next = ptr::null_mut();
             self.usable.head_took_pool();
+            self.pool_clock += 1;
             Ok(pool)
         }
     }
@@ -327,22 +348,24 @@ impl Allocator {
     #[inline(always)]
     pub fn free(&mut self, p: *mut u8) -> Result<(), AllocError> {
         let addr = p as usize;
-        if !self.debug {
-            let arena = self.map.lookup(addr);
+        // The cache is never filled with debug hooks on, so debug frees
+        // always reach `free_slow`, which checks the guards.
+        {
+            let arena = self.map.cached(addr);
             if !arena.is_null() {
-                // SAFETY: the map only holds live arenas; the pool index is
-                // below 64 because `addr` is inside the arena.
-                unsafe {
-                    let pool: *mut PoolMeta =
-                        &mut (*arena).pools[(addr - (*arena).base) >> self.pool_shift];
-                    let p_meta = &*pool;
-                    let index = p_meta.index_of(addr);
-                    if index * block_size(p_meta.class as usize) == addr - p_meta.base
-                        && p_meta.is_allocated(index)
-                    {
-                        self.release_block(pool, index, p);
-                        return Ok(());
-                    }
+                // Arenas are aligned to their size, so the pool number is
+                // just address bits: no need to read the arena's base.
+                let pool_number = (addr >> self.pool_shift) & (POOLS_PER_ARENA - 1);
+                // SAFETY: the map only holds live arenas.
+                let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number] };
+                // SAFETY: live pool metadata.
+                let m = unsafe { &*pool };
+                let (index, on_block_start) = m.locate_block(addr);
+                if on_block_start && m.is_allocated(index) {
+                    // SAFETY: validated just above: block `index` at `p` is
+                    // allocated in `pool`.
+                    unsafe { self.release_block(pool, index, p) };
+                    return Ok(());
                 }
             }
         }
@@ -378,8 +401,13 @@ impl Allocator {
         // SAFETY: contract.
         unsafe {
             if was_full {
+                // To the back of the ring, not the front as CPython does: the
+                // pool at the head keeps serving until it is full, and this
+                // one collects frees meanwhile. Under FIFO-like traffic
+                // front-linking makes a pool flip Full -> Used -> Full on
+                // every free/malloc pair; back-linking flips it once.
                 (*pool).state = PoolState::Used;
-                self.link_used_front(pool);
+                self.link_used_back(pool);
             }
             if (*pool).count == 0 {
                 self.pool_became_empty(pool);
@@ -397,6 +425,8 @@ impl Allocator {
             self.unlink_used(pool);
             let p = &mut *pool;
             p.state = PoolState::Empty;
+            self.pool_clock += 1;
+            p.emptied_at = self.pool_clock;
             let arena = p.arena;
             let a = &mut *arena;
             p.next = a.freepools;
@@ -411,8 +441,34 @@ impl Allocator {
                 }
                 self.wholly_free += 1;
             }
-            if a.resident_empty >= RELEASE_THRESHOLD {
-                self.release_empty_pools(arena);
+            if self.release_delay == 0 {
+                if a.resident_empty >= RELEASE_THRESHOLD {
+                    self.release_empty_pools(arena, u64::MAX);
+                }
+            } else if self.pool_clock >= self.next_sweep {
+                self.sweep_aged_pools();
+            }
+        }
+    }
+
+    /// Gives back the empty pools that have stayed empty for `release_delay`
+    /// pool events, in every arena holding `RELEASE_THRESHOLD` empty pools.
+    /// Runs once every `release_delay` pool events, so it costs O(arenas)
+    /// per that many pool events, never anything on a plain free. The delay
+    /// is what keeps a loop that empties and refills the same pools (a
+    /// LIFO burst) from giving pages back and faulting them in again.
+    #[cold]
+    #[inline(never)]
+    fn sweep_aged_pools(&mut self) {
+        self.next_sweep = self.pool_clock + self.release_delay;
+        let Some(cutoff) = self.pool_clock.checked_sub(self.release_delay) else {
+            return;
+        };
+        for i in 0..self.arenas.len() {
+            let arena = self.arenas[i];
+            // SAFETY: listed arenas are live.
+            if unsafe { (*arena).resident_empty } >= RELEASE_THRESHOLD {
+                self.release_empty_pools(arena, cutoff);
             }
         }
     }
@@ -429,6 +485,11 @@ impl Allocator {
             return self.release_located(located, raw);
         }
         let located = self.locate(p as usize)?;
+        if let Located::Small { pool, .. } = located {
+            // A valid block the cache did not know: remember its arena.
+            // SAFETY: `pool` is live (just located).
+            self.map.remember(p as usize, unsafe { (*pool).arena });
+        }
         self.release_located(located, p)
     }
 
@@ -594,7 +655,7 @@ impl Allocator {
     // large blocks
 
     fn large_alloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
-        let mapped = if n >= LARGE_MMAP_THRESHOLD { round_up(n, os::page_size()) } else { 0 };
+        let mapped = mapping_len(n)?;
         let block = LargeBlock { size: n, mapped };
         self.check_limit(block.reserved())?;
         let addr = if mapped > 0 {
@@ -647,7 +708,7 @@ impl Allocator {
     }
 
     fn large_realloc(&mut self, addr: usize, old: LargeBlock, n: usize) -> Result<NonNull<u8>, AllocError> {
-        let mapped = if n >= LARGE_MMAP_THRESHOLD { round_up(n, os::page_size()) } else { 0 };
+        let mapped = mapping_len(n)?;
         let new = LargeBlock { size: n, mapped };
         let growth = new.reserved().saturating_sub(old.reserved());
         self.check_limit(growth)?;
@@ -711,37 +772,43 @@ impl Allocator {
                 continue;
             }
             if a.resident_empty > 0 {
-                released += self.release_empty_pools(arena);
+                released += self.release_empty_pools(arena, u64::MAX);
             }
             i += 1;
         }
         released
     }
 
-    /// Gives the pages of every resident empty pool of `arena` back to the OS,
-    /// coalescing neighbours into one `madvise`. Returns the bytes released.
-    fn release_empty_pools(&mut self, arena: *mut ArenaMeta) -> usize {
+    /// Gives the pages of the resident empty pools of `arena` that became
+    /// empty at or before clock value `cutoff` back to the OS, coalescing
+    /// neighbours into one `madvise`. Returns the bytes released.
+    fn release_empty_pools(&mut self, arena: *mut ArenaMeta, cutoff: u64) -> usize {
         // SAFETY: `arena` is live; its freepools list holds its Empty pools.
         let a = unsafe { &mut *arena };
         let mut mask = 0u64;
-        let mut pool = a.freepools;
-        while !pool.is_null() {
-            // SAFETY: list members are live pools of this arena.
-            unsafe {
+        let mut count = 0usize;
+        // Walk the list through a link pointer, unlinking what we release.
+        let mut link: *mut *mut PoolMeta = &mut a.freepools;
+        // SAFETY: list members are live pools of this arena; `link` always
+        // points at the `freepools` head or at a member's `next` field.
+        unsafe {
+            while !(*link).is_null() {
+                let pool = *link;
                 let p = &mut *pool;
-                let index = (p.base - a.base) >> self.pool_shift;
-                mask |= 1 << index;
-                let next = p.next;
+                if p.emptied_at > cutoff {
+                    link = &mut p.next;
+                    continue;
+                }
+                *link = p.next;
+                mask |= 1 << ((p.base - a.base) >> self.pool_shift);
                 p.state = PoolState::Released;
                 p.freeblock = ptr::null_mut();
                 p.next = a.released;
                 a.released = pool;
-                pool = next;
+                count += 1;
             }
         }
-        a.freepools = ptr::null_mut();
-        let count = a.resident_empty as usize;
-        a.resident_empty = 0;
+        a.resident_empty -= count as u32;
         // Coalesce runs of set bits.
         while mask != 0 {
             let start = mask.trailing_zeros() as usize;
@@ -794,6 +861,21 @@ impl Allocator {
                 (*head).prev = pool;
             }
             self.usedpools[class] = pool;
+        }
+    }
+
+    /// # Safety
+    /// `pool` is live and on no ring.
+    unsafe fn link_used_back(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: contract; linking at the front and moving the head one
+        // step on puts `pool` last in the ring.
+        unsafe {
+            let class = (*pool).class as usize;
+            let head = self.usedpools[class];
+            self.link_used_front(pool);
+            if !head.is_null() {
+                self.usedpools[class] = head;
+            }
         }
     }
 
@@ -912,7 +994,9 @@ impl Allocator {
             assert_eq!(count_list(a.freepools, PoolState::Empty), empty);
             assert_eq!(count_list(a.released, PoolState::Released), released);
             assert_eq!(a.resident_empty as usize, empty);
-            assert!(a.resident_empty < RELEASE_THRESHOLD, "resident empty pools over threshold");
+            if self.release_delay == 0 {
+                assert!(a.resident_empty < RELEASE_THRESHOLD, "resident empty pools over threshold");
+            }
             assert_eq!(a.nfreepools as usize, empty + released + untouched);
             if a.nfreepools as usize == POOLS_PER_ARENA {
                 wholly_free += 1;
@@ -990,8 +1074,17 @@ fn count_list(mut pool: *mut PoolMeta, state: PoolState) -> usize {
     n
 }
 
-fn round_up(n: usize, to: usize) -> usize {
-    n.div_ceil(to) * to
+/// Length of the own mapping of a large block of `n` bytes, or 0 when it
+/// comes from `malloc`. A size that cannot be rounded up to whole pages
+/// (within a page of `usize::MAX`) is `NoMemory`, not an overflow.
+fn mapping_len(n: usize) -> Result<usize, AllocError> {
+    if n < LARGE_MMAP_THRESHOLD {
+        return Ok(0);
+    }
+    n.checked_next_multiple_of(os::page_size()).ok_or(AllocError::NoMemory {
+        requested: n,
+        reason: "size overflows",
+    })
 }
 
 impl Drop for Allocator {

@@ -13,13 +13,15 @@
 //!   arena is kept as a spare so that a loop allocating and freeing one block
 //!   does not map and unmap an arena each time (bpo-37257).
 //! - Beyond CPython: when an arena holds [`RELEASE_THRESHOLD`] resident empty
-//!   pools, their pages are given back with `MADV_DONTNEED` in one batch, so
-//!   a few long-lived blocks no longer pin a whole arena's memory.
+//!   pools, those that have stayed empty for `pool_release_delay` pool events
+//!   give their pages back with `MADV_DONTNEED` in one batch, so a few
+//!   long-lived blocks no longer pin a whole arena's memory. The delay keeps
+//!   a loop that empties and refills the same pools from thrashing.
 //!
 //! # Invariants (asserted by `Allocator::check_invariants`)
 //! 1. `nfreepools == |freepools| + |released| + (64 - nextpool)`.
-//! 2. `resident_empty == |freepools|`, and `resident_empty < RELEASE_THRESHOLD`
-//!    after every public call.
+//! 2. `resident_empty == |freepools|`; with a release delay of 0,
+//!    `resident_empty < RELEASE_THRESHOLD` after every public call.
 //! 3. Pools at index `>= nextpool` are Untouched; pools on `freepools` are
 //!    Empty; on `released`, Released.
 //! 4. An arena is on `usable_arenas` iff `nfreepools > 0`; the list is sorted

@@ -71,7 +71,7 @@ impl Geometry {
 }
 
 /// Allocator settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     pub geometry: Geometry,
     /// Most bytes the allocator may hold from the OS (arenas + large blocks);
@@ -80,6 +80,27 @@ pub struct Config {
     pub max_bytes: usize,
     /// Guard bytes and fills, like `PYTHONMALLOC=debug` (24 bytes per block).
     pub debug_hooks: bool,
+    /// How long, in pool events (a pool taken or emptied), an empty pool
+    /// stays resident before its pages are given back, once its arena holds
+    /// [`RELEASE_THRESHOLD`] empty pools. 0 releases them at once.
+    pub pool_release_delay: u64,
+}
+
+/// Default of [`Config::pool_release_delay`]: long enough that a burst
+/// emptying and refilling a few hundred pools never gives pages back only
+/// to fault them in again, short enough that memory freed for good goes
+/// back while the program runs on.
+pub const DEFAULT_POOL_RELEASE_DELAY: u64 = 256;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            geometry: Geometry::default(),
+            max_bytes: 0,
+            debug_hooks: false,
+            pool_release_delay: DEFAULT_POOL_RELEASE_DELAY,
+        }
+    }
 }
 
 /// Why a pointer is not a live block of this allocator.

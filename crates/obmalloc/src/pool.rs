@@ -38,7 +38,7 @@
 //!    `count == capacity`; `Empty`/`Released`/`Untouched` ⇒ `count == 0`.
 
 use crate::arena::ArenaMeta;
-use crate::size_class::{block_index, block_size};
+use crate::size_class::{block_size, DIV_MAGIC};
 
 /// Bitmap words per pool: enough for 16 KiB / 16 B = 1024 blocks.
 pub(crate) const BITMAP_WORDS: usize = 16;
@@ -55,14 +55,24 @@ pub(crate) enum PoolState {
     Released,
 }
 
-/// The out-of-line header of one pool. Field order puts what the fast paths
-/// read (free list head, count, class, bitmap word) first.
-#[repr(C)]
+/// The out-of-line header of one pool (256 bytes, cache-line aligned).
+#[repr(C, align(64))]
 pub(crate) struct PoolMeta {
+    // First cache line: everything the malloc and free fast paths touch
+    // for pools of up to 320 blocks (all classes of 64 bytes and more).
     /// Head of the free list threaded through the free blocks themselves.
     pub(crate) freeblock: *mut u8,
+    /// Address of the pool's first byte.
+    pub(crate) base: usize,
     /// Number of allocated blocks.
     pub(crate) count: u32,
+    /// `ceil(2^32 / size)`, to divide by the block size (see `size_class`).
+    pub(crate) magic: u32,
+    /// Bit `i` is set while block `i` is allocated.
+    pub(crate) bitmap: [u64; BITMAP_WORDS],
+    // Then what the slow paths use.
+    /// Block size of the class.
+    pub(crate) size: u32,
     /// Size class; kept after the pool empties (to reuse its free list, and
     /// to tell a double free from a wild pointer).
     pub(crate) class: u32,
@@ -74,12 +84,11 @@ pub(crate) struct PoolMeta {
     /// linked `freepools`/`released` list of the arena (Empty, Released).
     pub(crate) next: *mut PoolMeta,
     pub(crate) prev: *mut PoolMeta,
-    /// Address of the pool's first byte.
-    pub(crate) base: usize,
     pub(crate) arena: *mut ArenaMeta,
+    /// The allocator's pool clock when the pool last became Empty (see
+    /// `Allocator::pool_clock`): pools empty for long enough are released.
+    pub(crate) emptied_at: u64,
     pub(crate) state: PoolState,
-    /// Bit `i` is set while block `i` is allocated.
-    pub(crate) bitmap: [u64; BITMAP_WORDS],
 }
 
 impl PoolMeta {
@@ -87,6 +96,8 @@ impl PoolMeta {
         PoolMeta {
             freeblock: std::ptr::null_mut(),
             count: 0,
+            size: block_size(0) as u32,
+            magic: DIV_MAGIC[0] as u32,
             class: 0,
             nextoffset: 0,
             maxnextoffset: 0,
@@ -94,31 +105,61 @@ impl PoolMeta {
             prev: std::ptr::null_mut(),
             base,
             arena,
+            emptied_at: 0,
             state: PoolState::Untouched,
             bitmap: [0; BITMAP_WORDS],
         }
     }
 
-    /// Whether block `index` is allocated.
+    /// Sets the class of a pool about to be (re)initialised.
+    pub(crate) fn set_class(&mut self, class: usize) {
+        self.class = class as u32;
+        self.size = block_size(class) as u32;
+        self.magic = DIV_MAGIC[class] as u32;
+    }
+
+    /// Whether block `index` is allocated. The `& (BITMAP_WORDS - 1)` never
+    /// changes an index below the pool's capacity (at most 1024 blocks); it
+    /// only spares the bounds check on the fast paths.
     #[inline(always)]
     pub(crate) fn is_allocated(&self, index: usize) -> bool {
-        self.bitmap[index >> 6] & (1u64 << (index & 63)) != 0
+        self.bitmap[(index >> 6) & (BITMAP_WORDS - 1)] & (1u64 << (index & 63)) != 0
     }
 
+    /// Sets the bit of block `index`, which must be clear (xor is one
+    /// instruction shorter than or/and-not).
     #[inline(always)]
     pub(crate) fn mark_allocated(&mut self, index: usize) {
-        self.bitmap[index >> 6] |= 1u64 << (index & 63);
+        self.bitmap[(index >> 6) & (BITMAP_WORDS - 1)] ^= 1u64 << (index & 63);
     }
 
+    /// Clears the bit of block `index`, which must be set.
     #[inline(always)]
     pub(crate) fn mark_free(&mut self, index: usize) {
-        self.bitmap[index >> 6] &= !(1u64 << (index & 63));
+        self.bitmap[(index >> 6) & (BITMAP_WORDS - 1)] ^= 1u64 << (index & 63);
     }
 
-    /// Index of the block at `addr`, which must be a block start in this pool.
+    /// `(addr - base) / size` by one multiply: exact for every address in
+    /// the pool (offsets below 2^16, see `size_class`). For an address on a
+    /// block boundary this is the block's index.
     #[inline(always)]
     pub(crate) fn index_of(&self, addr: usize) -> usize {
-        block_index(addr - self.base, self.class as usize)
+        ((addr.wrapping_sub(self.base) as u64 * self.magic as u64) >> 32) as usize
+    }
+
+    /// Where `addr` falls in this pool: `(block index, on a block start)`.
+    ///
+    /// One multiply gives both. With `magic = ceil(2^32 / size)`, the high
+    /// half of `offset * magic` is `offset / size`, and the low half is below
+    /// `magic` exactly when `size` divides `offset`: writing
+    /// `offset = q * size + r` and `magic * size = 2^32 + e` (`0 <= e < size`),
+    /// the low half is `q * e + r * magic`, where `q * e < 2^19 < magic` and,
+    /// for `r >= 1`, `r * magic >= magic` with no wrap (`(size - 1) * magic +
+    /// q * e < 2^32` for sizes up to 512 and offsets below 2^16).
+    #[inline(always)]
+    pub(crate) fn locate_block(&self, addr: usize) -> (usize, bool) {
+        let product = addr.wrapping_sub(self.base) as u64 * self.magic as u64;
+        ((product >> 32) as usize, (product as u32) < self.magic)
     }
 
     /// Blocks of this pool's class that fit in a pool of `pool_size` bytes.

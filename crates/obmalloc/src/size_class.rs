@@ -41,9 +41,10 @@ pub(crate) const DIV_MAGIC: [u64; NUM_CLASSES] = {
     table
 };
 
-/// `offset / block_size(class)` for offsets below 2^16, by multiplication.
-#[inline(always)]
-pub(crate) fn block_index(offset: usize, class: usize) -> usize {
+/// `offset / block_size(class)` for offsets below 2^16, by multiplication
+/// (pools keep their class's magic in their header and do the same).
+#[cfg(test)]
+fn block_index(offset: usize, class: usize) -> usize {
     ((offset as u64 * DIV_MAGIC[class]) >> 32) as usize
 }
 

@@ -73,7 +73,7 @@ impl From<obmalloc::Stats> for AllocStats {
 #[no_mangle]
 pub unsafe extern "C" fn pymem_malloc(rt: *mut Runtime, n: usize) -> *mut c_void {
     ffi_boundary!(pointer rt, "pymem_malloc", |state| {
-        state.alloc.malloc(n).map(|p| p.as_ptr().cast()).map_err(Failure::from)
+        state.alloc.malloc(n).map(|p| p.as_ptr().cast())
     })
 }
 
@@ -85,7 +85,7 @@ pub unsafe extern "C" fn pymem_malloc(rt: *mut Runtime, n: usize) -> *mut c_void
 #[no_mangle]
 pub unsafe extern "C" fn pymem_calloc(rt: *mut Runtime, count: usize, size: usize) -> *mut c_void {
     ffi_boundary!(pointer rt, "pymem_calloc", |state| {
-        state.alloc.calloc(count, size).map(|p| p.as_ptr().cast()).map_err(Failure::from)
+        state.alloc.calloc(count, size).map(|p| p.as_ptr().cast())
     })
 }
 
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn pymem_calloc(rt: *mut Runtime, count: usize, size: usiz
 #[no_mangle]
 pub unsafe extern "C" fn pymem_realloc(rt: *mut Runtime, p: *mut c_void, n: usize) -> *mut c_void {
     ffi_boundary!(pointer rt, "pymem_realloc", |state| {
-        state.alloc.realloc(p.cast(), n).map(|p| p.as_ptr().cast()).map_err(Failure::from)
+        state.alloc.realloc(p.cast(), n).map(|p| p.as_ptr().cast())
     })
 }
 
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn pymem_realloc(rt: *mut Runtime, p: *mut c_void, n: usiz
 /// `rt` is NULL or a live runtime. `p` may be any value.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_free(rt: *mut Runtime, p: *mut c_void) -> Status {
-    ffi_boundary!(status rt, "pymem_free", |state| state.alloc.free(p.cast()).map_err(Failure::from))
+    ffi_boundary!(status rt, "pymem_free", |state| state.alloc.free(p.cast()))
 }
 
 /// Fills `*out` with the allocator's statistics.
@@ -129,7 +129,7 @@ pub unsafe extern "C" fn pymem_alloc_get_stats(rt: *mut Runtime, out: *mut Alloc
         require(out, "pymem_alloc_get_stats", "out")?;
         // SAFETY: checked non-null; writable per the contract.
         unsafe { write_out(out, state.alloc.stats().into()) };
-        Ok(())
+        Ok::<(), Failure>(())
     })
 }
 
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn pymem_debug_malloc_stats(rt: *mut Runtime, out: *mut *m
         let text = state.alloc.debug_malloc_stats();
         // SAFETY: checked non-null; writable per the contract.
         unsafe { write_out(out, crate::boundary::c_message(&text).into_raw()) };
-        Ok(())
+        Ok::<(), Failure>(())
     })
 }
 
@@ -165,7 +165,7 @@ pub unsafe extern "C" fn pymem_release_free_arenas(rt: *mut Runtime, released_by
             // SAFETY: non-null and writable per the contract.
             unsafe { write_out(released_bytes, released) };
         }
-        Ok(())
+        Ok::<(), Failure>(())
     })
 }
 

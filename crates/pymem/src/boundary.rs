@@ -98,6 +98,15 @@ pub(crate) fn thread_error_ptr() -> *const c_char {
     THREAD_ERROR.with(|slot| slot.borrow().as_ptr())
 }
 
+#[cold]
+#[inline(never)]
+fn null_runtime(function: &str) -> Status {
+    thread_error(
+        Status::PYMEM_ERR_NULL_ARGUMENT,
+        &format!("{function}: the runtime is NULL"),
+    )
+}
+
 /// Checks the handle and the owner. On success the caller may use the
 /// runtime's state: the calling thread owns it.
 ///
@@ -106,10 +115,7 @@ pub(crate) fn thread_error_ptr() -> *const c_char {
 #[inline(always)]
 pub(crate) unsafe fn enter<'a>(rt: *const Runtime, function: &str) -> Result<&'a Runtime, Status> {
     if rt.is_null() {
-        return Err(thread_error(
-            Status::PYMEM_ERR_NULL_ARGUMENT,
-            &format!("{function}: the runtime is NULL"),
-        ));
+        return Err(null_runtime(function));
     }
     // SAFETY: non-null, and live per the contract.
     let rt = unsafe { &*rt };
@@ -120,13 +126,15 @@ pub(crate) unsafe fn enter<'a>(rt: *const Runtime, function: &str) -> Result<&'a
 }
 
 /// Runs `body` on the owner thread's state under `catch_unwind`, recording
-/// a failure's message in the runtime.
+/// a failure's message in the runtime. Everything but the success path lives
+/// in cold functions, so an entry point's fast path stays a few instructions
+/// around the allocator's.
 #[inline(always)]
-pub(crate) fn run<T>(
+pub(crate) fn run<T, E: Into<Failure>>(
     rt: &Runtime,
-    function: &str,
+    function: &'static str,
     on_error: T,
-    body: impl FnOnce(&mut RuntimeState) -> Result<T, Failure>,
+    body: impl FnOnce(&mut RuntimeState) -> Result<T, E>,
 ) -> (T, Status) {
     // SAFETY: `enter` established that the calling thread owns `rt`, so no
     // other thread touches its state, and no other `&mut` to it is live:
@@ -135,20 +143,31 @@ pub(crate) fn run<T>(
     let state = unsafe { rt.state_mut() };
     match catch_unwind(AssertUnwindSafe(|| body(state))) {
         Ok(Ok(value)) => (value, Status::PYMEM_OK),
-        Ok(Err(failure)) => {
-            rt.set_error(&failure.message);
-            (on_error, failure.status)
-        }
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            rt.poison(&format!("{function}: internal error (pymem bug), runtime poisoned: {what}"));
-            (on_error, Status::PYMEM_ERR_PANIC)
-        }
+        Ok(Err(error)) => (on_error, failed(rt, error)),
+        Err(payload) => (on_error, panicked(rt, function, payload)),
     }
+}
+
+/// Records a failure in the runtime's message slot.
+#[cold]
+#[inline(never)]
+fn failed<E: Into<Failure>>(rt: &Runtime, error: E) -> Status {
+    let failure = error.into();
+    rt.set_error(&failure.message);
+    failure.status
+}
+
+/// A panic escaped a body: poison the runtime.
+#[cold]
+#[inline(never)]
+fn panicked(rt: &Runtime, function: &str, payload: Box<dyn std::any::Any + Send>) -> Status {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    rt.poison(&format!("{function}: internal error (pymem bug), runtime poisoned: {what}"));
+    Status::PYMEM_ERR_PANIC
 }
 
 /// Runs a body that needs no runtime under `catch_unwind`; a panic becomes

@@ -38,6 +38,11 @@ pub struct Config {
     /// Most bytes the allocator may hold from the OS (arenas + large blocks);
     /// allocations beyond it fail with `PYMEM_ERR_NO_MEMORY`. 0 = no limit.
     pub max_bytes: u64,
+    /// Once an arena holds 8 empty pools, how many pool events (a pool
+    /// taken or emptied) a pool must stay empty before its pages are given
+    /// back to the OS. Default 256; 0 gives them back at once (may thrash
+    /// when a loop empties and refills the same pools).
+    pub pool_release_delay: u64,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             geometry: PYMEM_GEOMETRY_CPYTHON_310,
             debug_hooks: 0,
             max_bytes: 0,
+            pool_release_delay: obmalloc::DEFAULT_POOL_RELEASE_DELAY,
         }
     }
 }
@@ -67,6 +73,7 @@ impl Config {
             geometry,
             max_bytes,
             debug_hooks: self.debug_hooks != 0,
+            pool_release_delay: self.pool_release_delay,
         })
     }
 }
@@ -149,7 +156,7 @@ impl Runtime {
 }
 
 /// Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
-/// memory limit. NULL is ignored. Callable from any thread.
+/// memory limit, a pool release delay of 256 pool events. NULL is ignored. Callable from any thread.
 ///
 /// # Safety
 /// `cfg` is NULL or points to writable memory for a `pymem_config`.

@@ -1,0 +1,225 @@
+//! `cargo xtask demo [SECTION...] [--list]`: builds the release library and
+//! xtask/c/demo.c (a C host that uses only include/pymem.h), and runs the
+//! demo's sections in order; with no SECTION, all of them.
+//!
+//! A section is one entry of [`SECTIONS`] here and one of the `sections`
+//! table in demo.c (same name). The C program prints the report; lines it
+//! starts with `RESULT ` are numbers for this side, which may set them
+//! against CPython (run as a `python3` subprocess) after the C part.
+//! Later parts of pymem add their sections to both tables.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::util::{build_release, c_program, have, mkdir, output_checked, release_dir, target_dir};
+
+/// One demo section.
+struct Section {
+    /// The name given to demo.c and on the command line.
+    name: &'static str,
+    /// What runs after the C part, given its RESULT lines.
+    after: fn(&Results) -> Result<(), String>,
+}
+
+const SECTIONS: &[Section] = &[Section {
+    name: "pools",
+    after: pools_vs_cpython,
+}];
+
+/// RESULT lines: `RESULT <tag> key=value ...` → tag → key → value.
+type Results = BTreeMap<String, BTreeMap<String, f64>>;
+
+pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--list") {
+        for s in SECTIONS {
+            println!("{}", s.name);
+        }
+        return Ok(());
+    }
+    let chosen: Vec<&Section> = if args.is_empty() {
+        SECTIONS.iter().collect()
+    } else {
+        args.iter()
+            .map(|a| {
+                SECTIONS
+                    .iter()
+                    .find(|s| s.name == a.as_str())
+                    .ok_or_else(|| {
+                        let names: Vec<_> = SECTIONS.iter().map(|s| s.name).collect();
+                        format!(
+                            "unknown demo section {a:?} (sections: {})",
+                            names.join(", ")
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    build_release(root, None)?;
+    let exe = build(root)?;
+    for section in chosen {
+        println!(
+            "\n===== demo: {} {}",
+            section.name,
+            "=".repeat(60usize.saturating_sub(section.name.len()))
+        );
+        let results = run_c(root, &exe, section.name)?;
+        (section.after)(&results)?;
+    }
+    Ok(())
+}
+
+fn build(root: &Path) -> Result<PathBuf, String> {
+    let out = target_dir(root).join("demo");
+    mkdir(&out)?;
+    let exe = out.join("demo");
+    let lib = release_dir(root);
+    let mut cc = Command::new("gcc");
+    cc.current_dir(root)
+        .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(root.join("xtask/c/demo.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lpymem")
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    output_checked(&mut cc)?;
+    Ok(exe)
+}
+
+/// Runs one section of demo.c, echoing its report as it comes and keeping
+/// its RESULT lines.
+fn run_c(root: &Path, exe: &Path, section: &str) -> Result<Results, String> {
+    let mut child = c_program(exe, root)
+        .arg(section)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut results = Results::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        match line.strip_prefix("RESULT ") {
+            Some(rest) => parse_result(rest, &mut results),
+            None => println!("{line}"),
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("demo section {section} failed ({status})"));
+    }
+    Ok(results)
+}
+
+fn parse_result(rest: &str, results: &mut Results) {
+    let mut words = rest.split_whitespace();
+    let Some(tag) = words.next() else { return };
+    let entry = results.entry(tag.to_string()).or_default();
+    for word in words {
+        if let Some((k, v)) = word.split_once('=') {
+            if let Ok(v) = v.parse() {
+                entry.insert(k.to_string(), v);
+            }
+        }
+    }
+}
+
+/// The fragmented pattern of section "pools" in CPython itself: 10**7
+/// distinct ints (32-byte pymalloc blocks) in a list made before the
+/// baseline, as demo.c's pointer array is; then every int but each 1024th
+/// dropped. pymalloc frees an arena only when none of its blocks lives.
+const CPYTHON_FRAGMENTED: &str = r#"
+import gc, os, sys
+N = 10**7
+PAGE = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+a = [None] * N
+gc.collect()
+start = rss()
+for i in range(N):
+    a[i] = i + 1000
+built = rss()
+for i in range(N):
+    if i & 1023:
+        a[i] = None
+gc.collect()
+freed = rss()
+print("RESULT cpython start=%d built=%d freed=%d" % (start, built, freed))
+print("VERSION " + sys.version.split()[0])
+"#;
+
+fn pools_vs_cpython(results: &Results) -> Result<(), String> {
+    let pymem = results
+        .get("pools_fragmented")
+        .ok_or("demo.c printed no RESULT pools_fragmented line")?;
+    let mib = |v: f64| v / (1024.0 * 1024.0);
+    let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let (p_start, p_built, p_after) = (
+        get(pymem, "start"),
+        get(pymem, "built"),
+        get(pymem, "released"),
+    );
+
+    println!("\n--- CPython, the same fragmented pattern (python3 subprocess) ---------------");
+    if !have("python3") {
+        println!("python3 not found: the CPython comparison is skipped");
+        return Ok(());
+    }
+    println!("a = [None] * 10**7; baseline; a[i] = i + 1000 for every i (distinct ints);");
+    println!("then a[i] = None unless i % 1024 == 0; gc.collect()");
+    let out = output_checked(Command::new("python3").args(["-c", CPYTHON_FRAGMENTED]))?;
+    let mut py = Results::new();
+    let mut version = String::from("?");
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("RESULT ") {
+            parse_result(rest, &mut py);
+        } else if let Some(v) = line.strip_prefix("VERSION ") {
+            version = v.to_string();
+        }
+    }
+    let cpy = py
+        .get("cpython")
+        .ok_or("the CPython script printed no RESULT line")?;
+    let (c_start, c_built, c_after) = (get(cpy, "start"), get(cpy, "built"), get(cpy, "freed"));
+
+    let pct = |start: f64, built: f64, after: f64| {
+        let grew = built - start;
+        if grew > 0.0 {
+            100.0 * (built - after) / grew
+        } else {
+            0.0
+        }
+    };
+    let p_pct = pct(p_start, p_built, p_after);
+    let c_pct = pct(c_start, c_built, c_after);
+    println!(
+        "\n{:<22} {:>10} {:>10} {:>13} {:>10} {:>10}",
+        "10**7 x 32-byte blocks", "grew MiB", "kept MiB", "returned MiB", "returned %", "RSS MiB"
+    );
+    let row = |name: &str, start: f64, built: f64, after: f64, p: f64| {
+        println!(
+            "{:<22} {:>10.1} {:>10.1} {:>13.1} {:>9.1}% {:>10.1}",
+            name,
+            mib(built - start),
+            mib(after - start),
+            mib(built - after),
+            p,
+            mib(after)
+        );
+    };
+    row("pymem (C API)", p_start, p_built, p_after, p_pct);
+    row(
+        &format!("CPython {version}"),
+        c_start,
+        c_built,
+        c_after,
+        c_pct,
+    );
+    println!("\nreturned to the OS after freeing 1023 of 1024 blocks: pymem {p_pct:.1} % vs CPython {c_pct:.1} %");
+    println!("(pymem gives each empty 16 KiB pool's pages back; CPython only unmaps a 1 MiB arena with no live block)");
+    Ok(())
+}

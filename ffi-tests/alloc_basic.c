@@ -93,6 +93,8 @@ static void test_config_init(void) {
     CHECK_EQ_U64(cfg.geometry, PYMEM_GEOMETRY_CPYTHON_310);
     CHECK_EQ_U64(cfg.debug_hooks, 0);
     CHECK_EQ_U64(cfg.max_bytes, 0);
+    CHECK_EQ_U64(cfg.pool_release_delay, PYMEM_DEFAULT_POOL_RELEASE_DELAY);
+    CHECK_EQ_U64(PYMEM_DEFAULT_POOL_RELEASE_DELAY, 256);
     pymem_config_init(NULL); /* ignored */
 
     /* The library writes exactly sizeof(pymem_config) bytes: a larger
@@ -430,9 +432,11 @@ static void test_stats_and_report(pymem_runtime *rt) {
     CHECK_EQ_U64(s.bytes_in_use, start.bytes_in_use);
     CHECK_EQ_U64(s.large_allocations, start.large_allocations);
     CHECK_EQ_U64(s.pools_in_use, start.pools_in_use);
-    /* At most one wholly free arena is kept after frees (CPython's rule). */
-    CHECK(s.arenas_current <= start.arenas_current + 1);
-    CHECK(s.arenas_freed_total >= 1);
+    /* With the default pool_release_delay, wholly free arenas wait until
+       they have stayed free for the delay (or pymem_release_free_arenas);
+       CPython's one-spare rule holds at once with a delay of 0
+       (test_spare_rule). */
+    CHECK(s.arenas_current <= start.arenas_current + 2);
 
     /* Releasing gives back the kept arena's resident pools. */
     size_t released = (size_t)-1;
@@ -442,6 +446,7 @@ static void test_stats_and_report(pymem_runtime *rt) {
     CHECK(released % (16 * 1024) == 0);
     pymem_alloc_stats after = stats_of(rt);
     CHECK(after.arenas_current <= start.arenas_current);
+    CHECK(after.arenas_freed_total >= 1);
     CHECK(after.bytes_returned_to_os_total >= s.bytes_returned_to_os_total + released);
     printf("  release_free_arenas: %zu bytes released, %llu arena(s) left, %llu returned in total\n",
            released, (unsigned long long)after.arenas_current,
@@ -459,7 +464,34 @@ static void test_stats_and_report(pymem_runtime *rt) {
     CHECK_BLOCKS(rt, start.blocks_in_use);
 }
 
+/* CPython's arena rule, with no release delay: once every block is freed,
+   one wholly free arena stays as a spare and the others are unmapped at
+   once. */
+static void test_spare_rule(void) {
+    pymem_config cfg;
+    pymem_config_init(&cfg);
+    cfg.pool_release_delay = 0;
+    pymem_runtime *rt = NULL;
+    CHECK_OK(NULL, pymem_runtime_new(&cfg, &rt));
+    enum { N = 3 * 2048 }; /* three 1 MiB arenas of 512-byte blocks */
+    static void *blocks[N];
+    for (size_t i = 0; i < N; i++) {
+        blocks[i] = pymem_malloc(rt, 512);
+        CHECK(blocks[i] != NULL);
+    }
+    CHECK_EQ_U64(stats_of(rt).arenas_current, 3);
+    for (size_t i = 0; i < N; i++)
+        CHECK_OK(rt, pymem_free(rt, blocks[i]));
+    pymem_alloc_stats s = stats_of(rt);
+    CHECK_EQ_U64(s.arenas_current, 1);
+    CHECK_EQ_U64(s.arenas_freed_total, 2);
+    CHECK_OK(rt, pymem_release_free_arenas(rt, NULL));
+    CHECK_EQ_U64(stats_of(rt).arenas_current, 0);
+    CHECK_OK(NULL, pymem_runtime_free(rt));
+}
+
 int main(void) {
+    test_spare_rule();
     test_version();
     test_status_names();
     test_config_init();

@@ -39,6 +39,11 @@
 #define PYMEM_GEOMETRY_CPYTHON_38 1
 
 /**
+ * Default of `pymem_config.pool_release_delay`, in pool events.
+ */
+#define PYMEM_DEFAULT_POOL_RELEASE_DELAY 256
+
+/**
  * Major version of the library this header belongs to.
  */
 #define PYMEM_VERSION_MAJOR 0
@@ -391,6 +396,19 @@ pymem_status pymem_runtime_detach(pymem_runtime *rt);
  * `rt` is NULL or a live runtime.
  */
 const char *pymem_last_error(const pymem_runtime *rt);
+
+/**
+ * The status of the last failed call on `rt` (`PYMEM_OK` if none), with
+ * the same rules as `pymem_last_error`: `pymem_last_status(NULL)`, or a call
+ * from a thread that does not own `rt`, gives the calling thread's last
+ * status. Useful after `pymem_malloc`/`pymem_calloc`/`pymem_realloc`
+ * return NULL, to tell `PYMEM_ERR_NO_MEMORY` from `PYMEM_ERR_BUSY` or
+ * `PYMEM_ERR_INVALID_POINTER`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_last_status(const pymem_runtime *rt);
 
 /**
  * The library's version, e.g. `"0.1.0"` (the header's `PYMEM_VERSION_*`

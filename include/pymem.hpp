@@ -83,42 +83,11 @@ struct StringFree {
 };
 using unique_cstring = std::unique_ptr<char, StringFree>;
 
-/// The status of a pymem_malloc/calloc/realloc that returned NULL. Those
-/// calls return no status, so it is recovered here without side effects:
-/// pymem_alloc_get_stats fails the same way for the handle-level reasons
-/// (NULL runtime, another thread's runtime, poisoned); otherwise
-/// malloc/calloc can only have run out of memory, while realloc may also
-/// have been given a bad pointer, which only the message tells apart.
-/// `message` is the failed call's message, read before this probe.
-inline pymem_status null_result_status(pymem_runtime *rt, const std::string &message, bool realloc) {
-    pymem_alloc_stats ignored;
-    pymem_status handle = pymem_alloc_get_stats(rt, &ignored);
-    if (handle != PYMEM_OK) {
-        return handle;
-    }
-    if (realloc) {
-        struct Prefix {
-            const char *text;
-            pymem_status status;
-        };
-        static const Prefix prefixes[] = {
-            {"double free", PYMEM_ERR_DOUBLE_FREE},
-            {"invalid pointer", PYMEM_ERR_INVALID_POINTER},
-            {"heap corruption", PYMEM_ERR_HEAP_CORRUPTION},
-        };
-        for (const Prefix &p : prefixes) {
-            if (message.compare(0, std::strlen(p.text), p.text) == 0) {
-                return p.status;
-            }
-        }
-    }
-    return PYMEM_ERR_NO_MEMORY;
-}
-
-[[noreturn]] inline void throw_null_result(pymem_runtime *rt, bool realloc) {
-    std::string message = pymem_last_error(rt);
-    pymem_status status = null_result_status(rt, message, realloc);
-    throw Error(status, message);
+/// Throws the failure of a pymem_malloc/calloc/realloc that returned NULL:
+/// pymem_last_status and pymem_last_error give its status and message (for
+/// the runtime's owner, or the calling thread's own slot otherwise).
+[[noreturn]] inline void throw_null_result(pymem_runtime *rt) {
+    throw Error(pymem_last_status(rt), pymem_last_error(rt));
 }
 
 }  // namespace detail
@@ -190,7 +159,7 @@ public:
     void *malloc(std::size_t n) const {
         void *p = pymem_malloc(rt_, n);
         if (p == nullptr) {
-            detail::throw_null_result(rt_, false);
+            detail::throw_null_result(rt_);
         }
         return p;
     }
@@ -199,7 +168,7 @@ public:
     void *calloc(std::size_t count, std::size_t size) const {
         void *p = pymem_calloc(rt_, count, size);
         if (p == nullptr) {
-            detail::throw_null_result(rt_, false);
+            detail::throw_null_result(rt_);
         }
         return p;
     }
@@ -208,7 +177,7 @@ public:
     void *realloc(void *p, std::size_t n) const {
         void *q = pymem_realloc(rt_, p, n);
         if (q == nullptr) {
-            detail::throw_null_result(rt_, true);
+            detail::throw_null_result(rt_);
         }
         return q;
     }
@@ -317,7 +286,7 @@ public:
     void resize(std::size_t n) {
         void *q = pymem_realloc(rt_, p_, n);
         if (q == nullptr) {
-            detail::throw_null_result(rt_, true);
+            detail::throw_null_result(rt_);
         }
         p_ = q;
         size_ = n;

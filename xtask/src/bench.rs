@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::{
-    build_release, c_program, cpus, have, mkdir, output_checked, release_dir, run_many, target_dir,
-    thousands, Job,
+    build_release, c_program, cpus, have, mkdir, output_checked, release_dir, run_many, target_dir, thousands, Job,
 };
 
 const WORKLOADS: [&str; 2] = ["window", "lifo"];
@@ -43,20 +42,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
     if it.next().map(String::as_str) != Some("alloc") {
         return Err(usage());
     }
-    let mut opts = Options {
-        runs: 5,
-        n: 10_000_000,
-        ir: true,
-    };
+    let mut opts = Options { runs: 5, n: 10_000_000, ir: true };
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
-            let value = it
-                .next()
-                .ok_or_else(|| format!("{name} needs a value\n{}", usage()))?;
-            value
-                .replace('_', "")
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {value}"))
+            let value = it.next().ok_or_else(|| format!("{name} needs a value\n{}", usage()))?;
+            value.replace('_', "").parse().map_err(|_| format!("{name}: not a number: {value}"))
         };
         match arg.as_str() {
             "--runs" => opts.runs = number("--runs")?.max(1) as usize,
@@ -110,29 +100,14 @@ fn build(root: &Path) -> Result<Vec<Allocator>, String> {
 
     let main_exe = out.join("bench_alloc");
     let mut cmd = gcc(&main_exe);
-    cmd.arg("-DWITH_PYMEM")
-        .arg(format!("-I{}", root.join("include").display()));
-    cmd.arg(format!("-L{}", lib.display()))
-        .arg("-lpymem")
-        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    cmd.arg("-DWITH_PYMEM").arg(format!("-I{}", root.join("include").display()));
+    cmd.arg(format!("-L{}", lib.display())).arg("-lpymem").arg(format!("-Wl,-rpath,{}", lib.display()));
     output_checked(&mut cmd)?;
     let mut allocators = vec![
-        Allocator {
-            name: "null",
-            exe: main_exe.clone(),
-        },
-        Allocator {
-            name: "glibc",
-            exe: main_exe.clone(),
-        },
-        Allocator {
-            name: "pymem",
-            exe: main_exe.clone(),
-        },
-        Allocator {
-            name: "pymem_38",
-            exe: main_exe,
-        },
+        Allocator { name: "null", exe: main_exe.clone() },
+        Allocator { name: "glibc", exe: main_exe.clone() },
+        Allocator { name: "pymem", exe: main_exe.clone() },
+        Allocator { name: "pymem_38", exe: main_exe },
     ];
 
     match python() {
@@ -140,14 +115,10 @@ fn build(root: &Path) -> Result<Vec<Allocator>, String> {
             let exe = out.join("bench_alloc_py");
             let mut cmd = gcc(&exe);
             cmd.arg("-DWITH_PY").arg(format!("-I{}", py.include));
-            cmd.arg(format!("-L{}", py.libdir))
-                .arg(format!("-lpython{}", py.ldversion));
+            cmd.arg(format!("-L{}", py.libdir)).arg(format!("-lpython{}", py.ldversion));
             cmd.arg(format!("-Wl,-rpath,{}", py.libdir));
             match output_checked(&mut cmd) {
-                Ok(_) => allocators.push(Allocator {
-                    name: "pymalloc",
-                    exe,
-                }),
+                Ok(_) => allocators.push(Allocator { name: "pymalloc", exe }),
                 Err(e) => {
                     println!("NOTE: pymalloc skipped: building against libpython failed:\n{e}")
                 }
@@ -160,10 +131,7 @@ fn build(root: &Path) -> Result<Vec<Allocator>, String> {
     let mut cmd = gcc(&exe);
     cmd.arg("-DWITH_MI").arg("-lmimalloc");
     match cmd.output() {
-        Ok(o) if o.status.success() => allocators.push(Allocator {
-            name: "mimalloc",
-            exe,
-        }),
+        Ok(o) if o.status.success() => allocators.push(Allocator { name: "mimalloc", exe }),
         _ => println!("NOTE: mimalloc skipped: not installed (apt-get install libmimalloc-dev)"),
     }
     Ok(allocators)
@@ -189,21 +157,12 @@ fn python() -> Result<Python, String> {
     };
     let so = Path::new(libdir).join(format!("libpython{ldversion}.so"));
     if !so.exists() {
-        return Err(format!(
-            "{} not found (python3 built without --enable-shared?)",
-            so.display()
-        ));
+        return Err(format!("{} not found (python3 built without --enable-shared?)", so.display()));
     }
     if !Path::new(include).join("Python.h").exists() {
-        return Err(format!(
-            "{include}/Python.h not found (install the python3 dev headers)"
-        ));
+        return Err(format!("{include}/Python.h not found (install the python3 dev headers)"));
     }
-    Ok(Python {
-        libdir: libdir.into(),
-        include: include.into(),
-        ldversion: ldversion.into(),
-    })
+    Ok(Python { libdir: libdir.into(), include: include.into(), ldversion: ldversion.into() })
 }
 
 /// One line of bench_alloc's output.
@@ -236,11 +195,7 @@ fn time_all(root: &Path, allocators: &[Allocator], opts: &Options) -> Result<Res
     let mut results = Results::new();
     let mut checksums: BTreeMap<&str, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
     for run in 1..=opts.runs {
-        eprint!(
-            "{}{run}/{}",
-            if run == 1 { "timing runs: " } else { " " },
-            opts.runs
-        );
+        eprint!("{}{run}/{}", if run == 1 { "timing runs: " } else { " " }, opts.runs);
         for workload in WORKLOADS {
             for a in allocators {
                 let s = run_once(root, a, workload, opts.n)?;
@@ -251,25 +206,17 @@ fn time_all(root: &Path, allocators: &[Allocator], opts: &Options) -> Result<Res
                         names.push(a.name);
                     }
                 }
-                results
-                    .entry((a.name.into(), workload.into()))
-                    .or_default()
-                    .push(s);
+                results.entry((a.name.into(), workload.into())).or_default().push(s);
             }
         }
     }
     eprintln!();
     for (workload, by_sum) in &checksums {
         if by_sum.len() != 1 {
-            return Err(format!(
-                "checksums differ across allocators for {workload}: {by_sum:?}"
-            ));
+            return Err(format!("checksums differ across allocators for {workload}: {by_sum:?}"));
         }
         let (sum, names) = by_sum.iter().next().expect("one checksum");
-        println!(
-            "checksum {workload}: {sum} (identical for {})",
-            names.join(", ")
-        );
+        println!("checksum {workload}: {sum} (identical for {})", names.join(", "));
     }
     Ok(results)
 }
@@ -291,9 +238,7 @@ fn print_table(allocators: &[Allocator], results: &Results, opts: &Options) {
         thousands(opts.n),
         opts.runs
     );
-    println!(
-        "net = median minus the null harness's median; faults = minor page faults per run (median)"
-    );
+    println!("net = median minus the null harness's median; faults = minor page faults per run (median)");
     println!(
         "{:<10} {:<8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12} {:>10}",
         "allocator", "workload", "median", "min", "max", "net", "vs glibc", "vs pymalloc", "faults"
@@ -311,8 +256,7 @@ fn print_table(allocators: &[Allocator], results: &Results, opts: &Options) {
             let min = ns().fold(f64::INFINITY, f64::min);
             let max = ns().fold(f64::NEG_INFINITY, f64::max);
             let faults = median(v.iter().map(|s| s.faults));
-            let ratio =
-                |base: Option<f64>| base.map_or("n/a".to_string(), |b| format!("{:.2}", m / b));
+            let ratio = |base: Option<f64>| base.map_or("n/a".to_string(), |b| format!("{:.2}", m / b));
             let net = null.map_or("n/a".to_string(), |z| format!("{:.2}", m - z));
             println!(
                 "{:<10} {:<8} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>12} {:>10}",
@@ -335,12 +279,7 @@ fn ir_job(root: &Path, a: &Allocator, workload: &str, n: u64, log: PathBuf) -> J
     let mut cmd = c_program("valgrind", root);
     cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]);
     cmd.arg(&a.exe).args([a.name, workload, &n.to_string()]);
-    Job {
-        name: format!("{} {workload} {n}", a.name),
-        cmd,
-        log,
-        timeout: None,
-    }
+    Job { name: format!("{} {workload} {n}", a.name), cmd, log, timeout: None }
 }
 
 fn collected(log: &Path) -> Option<u64> {
@@ -371,32 +310,18 @@ fn instructions(root: &Path, allocators: &[Allocator]) -> Result<(), String> {
         }
     });
     if !failed.is_empty() {
-        return Err(format!(
-            "callgrind runs failed (logs in {}): {}",
-            dir.display(),
-            failed.join("; ")
-        ));
+        return Err(format!("callgrind runs failed (logs in {}): {}", dir.display(), failed.join("; ")));
     }
     let mut ir: BTreeMap<(&str, &str, u64), u64> = BTreeMap::new();
     for (name, workload, n, log) in keys {
-        let count =
-            collected(&log).ok_or_else(|| format!("no 'Collected :' line in {}", log.display()))?;
+        let count = collected(&log).ok_or_else(|| format!("no 'Collected :' line in {}", log.display()))?;
         ir.insert((name, workload, n), count);
     }
-    println!(
-        "\ncallgrind instructions per alloc+free pair: (Ir(N) - Ir(0)) / N, N = {}",
-        thousands(IR_N)
-    );
+    println!("\ncallgrind instructions per alloc+free pair: (Ir(N) - Ir(0)) / N, N = {}", thousands(IR_N));
     println!("{:<10} {:>10} {:>10}", "allocator", "window", "lifo");
     for a in allocators {
-        let per_op =
-            |w: &str| (ir[&(a.name, w, IR_N)] as f64 - ir[&(a.name, w, 0)] as f64) / IR_N as f64;
-        println!(
-            "{:<10} {:>10.1} {:>10.1}",
-            a.name,
-            per_op("window"),
-            per_op("lifo")
-        );
+        let per_op = |w: &str| (ir[&(a.name, w, IR_N)] as f64 - ir[&(a.name, w, 0)] as f64) / IR_N as f64;
+        println!("{:<10} {:>10.1} {:>10.1}", a.name, per_op("window"), per_op("lifo"));
     }
     Ok(())
 }

@@ -23,10 +23,7 @@ struct Section {
     after: fn(&Results) -> Result<(), String>,
 }
 
-const SECTIONS: &[Section] = &[Section {
-    name: "pools",
-    after: pools_vs_cpython,
-}];
+const SECTIONS: &[Section] = &[Section { name: "pools", after: pools_vs_cpython }];
 
 /// RESULT lines: `RESULT <tag> key=value ...` → tag → key → value.
 type Results = BTreeMap<String, BTreeMap<String, f64>>;
@@ -43,27 +40,17 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     } else {
         args.iter()
             .map(|a| {
-                SECTIONS
-                    .iter()
-                    .find(|s| s.name == a.as_str())
-                    .ok_or_else(|| {
-                        let names: Vec<_> = SECTIONS.iter().map(|s| s.name).collect();
-                        format!(
-                            "unknown demo section {a:?} (sections: {})",
-                            names.join(", ")
-                        )
-                    })
+                SECTIONS.iter().find(|s| s.name == a.as_str()).ok_or_else(|| {
+                    let names: Vec<_> = SECTIONS.iter().map(|s| s.name).collect();
+                    format!("unknown demo section {a:?} (sections: {})", names.join(", "))
+                })
             })
             .collect::<Result<_, _>>()?
     };
     build_release(root, None)?;
     let exe = build(root)?;
     for section in chosen {
-        println!(
-            "\n===== demo: {} {}",
-            section.name,
-            "=".repeat(60usize.saturating_sub(section.name.len()))
-        );
+        println!("\n===== demo: {} {}", section.name, "=".repeat(60usize.saturating_sub(section.name.len())));
         let results = run_c(root, &exe, section.name)?;
         (section.after)(&results)?;
     }
@@ -153,16 +140,10 @@ print("VERSION " + sys.version.split()[0])
 "#;
 
 fn pools_vs_cpython(results: &Results) -> Result<(), String> {
-    let pymem = results
-        .get("pools_fragmented")
-        .ok_or("demo.c printed no RESULT pools_fragmented line")?;
+    let pymem = results.get("pools_fragmented").ok_or("demo.c printed no RESULT pools_fragmented line")?;
     let mib = |v: f64| v / (1024.0 * 1024.0);
     let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
-    let (p_start, p_built, p_after) = (
-        get(pymem, "start"),
-        get(pymem, "built"),
-        get(pymem, "released"),
-    );
+    let (p_start, p_built, p_after) = (get(pymem, "start"), get(pymem, "built"), get(pymem, "released"));
 
     println!("\n--- CPython, the same fragmented pattern (python3 subprocess) ---------------");
     if !have("python3") {
@@ -181,9 +162,7 @@ fn pools_vs_cpython(results: &Results) -> Result<(), String> {
             version = v.to_string();
         }
     }
-    let cpy = py
-        .get("cpython")
-        .ok_or("the CPython script printed no RESULT line")?;
+    let cpy = py.get("cpython").ok_or("the CPython script printed no RESULT line")?;
     let (c_start, c_built, c_after) = (get(cpy, "start"), get(cpy, "built"), get(cpy, "freed"));
 
     let pct = |start: f64, built: f64, after: f64| {
@@ -212,13 +191,7 @@ fn pools_vs_cpython(results: &Results) -> Result<(), String> {
         );
     };
     row("pymem (C API)", p_start, p_built, p_after, p_pct);
-    row(
-        &format!("CPython {version}"),
-        c_start,
-        c_built,
-        c_after,
-        c_pct,
-    );
+    row(&format!("CPython {version}"), c_start, c_built, c_after, c_pct);
     println!("\nreturned to the OS after freeing 1023 of 1024 blocks: pymem {p_pct:.1} % vs CPython {c_pct:.1} %");
     println!("(pymem gives each empty 16 KiB pool's pages back; CPython only unmaps a 1 MiB arena with no live block)");
     Ok(())

@@ -13,9 +13,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::util::{
-    build_release, mkdir, release_dir, symlink_force, workspace_version, write_file,
-};
+use crate::util::{build_release, mkdir, release_dir, symlink_force, workspace_version, write_file};
 
 /// Parses `--prefix DIR` (or `--prefix=DIR`) and installs there.
 pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
@@ -27,9 +25,7 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
         } else if let Some(p) = arg.strip_prefix("--prefix=") {
             prefix = Some(p.to_string());
         } else {
-            return Err(format!(
-                "dist: unknown argument {arg:?} (usage: cargo xtask dist --prefix DIR)"
-            ));
+            return Err(format!("dist: unknown argument {arg:?} (usage: cargo xtask dist --prefix DIR)"));
         }
     }
     let prefix = prefix.ok_or("usage: cargo xtask dist --prefix DIR")?;
@@ -47,9 +43,7 @@ pub fn install(root: &Path, prefix: &Path) -> Result<Vec<PathBuf>, String> {
     let prefix = if prefix.is_absolute() {
         prefix.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map_err(|e| e.to_string())?
-            .join(prefix)
+        std::env::current_dir().map_err(|e| e.to_string())?.join(prefix)
     };
     let version = workspace_version(root)?;
     let major = version.split('.').next().unwrap_or("0");
@@ -64,20 +58,12 @@ pub fn install(root: &Path, prefix: &Path) -> Result<Vec<PathBuf>, String> {
 
     let real_name = format!("libpymem.so.{version}");
     let soname = format!("libpymem.so.{major}");
-    copy(
-        &built.join("libpymem.so"),
-        &lib.join(&real_name),
-        &mut written,
-    )?;
+    copy(&built.join("libpymem.so"), &lib.join(&real_name), &mut written)?;
     symlink_force(&real_name, &lib.join(&soname))?;
     written.push(lib.join(&soname));
     symlink_force(&soname, &lib.join("libpymem.so"))?;
     written.push(lib.join("libpymem.so"));
-    copy(
-        &built.join("libpymem.a"),
-        &lib.join("libpymem.a"),
-        &mut written,
-    )?;
+    copy(&built.join("libpymem.a"), &lib.join("libpymem.a"), &mut written)?;
 
     for header in ["pymem.h", "pymem.hpp"] {
         let src = root.join("include").join(header);
@@ -116,8 +102,7 @@ fn copy(from: &Path, to: &Path, written: &mut Vec<PathBuf>) -> Result<(), String
     if fs::symlink_metadata(to).is_ok() {
         fs::remove_file(to).map_err(|e| format!("removing {}: {e}", to.display()))?;
     }
-    fs::copy(from, to)
-        .map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
+    fs::copy(from, to).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
     written.push(to.to_path_buf());
     Ok(())
 }

@@ -23,9 +23,7 @@ pub fn check(root: &Path) -> Result<(), String> {
     let rendered = render(root)?;
     let committed = std::fs::read_to_string(root.join("include/pymem.h")).unwrap_or_default();
     if committed != rendered {
-        return Err(
-            "include/pymem.h is out of date: run `cargo xtask header` and commit it".into(),
-        );
+        return Err("include/pymem.h is out of date: run `cargo xtask header` and commit it".into());
     }
     Ok(())
 }

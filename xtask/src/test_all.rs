@@ -21,8 +21,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    build_release, c_program, cargo, cpus, have, mkdir, output_checked, release_dir, run_logged,
-    run_many, secs, show, tail, target_dir, workspace_version, write_file, Job,
+    build_release, c_program, cargo, cpus, have, mkdir, output_checked, release_dir, run_logged, run_many, secs, show,
+    tail, target_dir, workspace_version, write_file, Job,
 };
 use crate::{dist, header};
 
@@ -33,27 +33,9 @@ const VALGRIND_TIMEOUT: Duration = Duration::from_secs(420);
 const TAIL_PROGRAM: usize = 40;
 const TAIL_CARGO: usize = 60;
 
-const C_FLAGS: &[&str] = &[
-    "-std=c11",
-    "-O1",
-    "-g",
-    "-Wall",
-    "-Wextra",
-    "-Wpedantic",
-    "-Werror",
-    "-Iinclude",
-    "-D_GNU_SOURCE",
-];
-const CXX_FLAGS: &[&str] = &[
-    "-std=c++17",
-    "-O1",
-    "-g",
-    "-Wall",
-    "-Wextra",
-    "-Wpedantic",
-    "-Werror",
-    "-Iinclude",
-];
+const C_FLAGS: &[&str] =
+    &["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Iinclude", "-D_GNU_SOURCE"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-O1", "-g", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Iinclude"];
 const STRICT: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
 const VALGRIND: &[&str] = &[
     "--quiet",
@@ -91,10 +73,7 @@ impl Runner {
 
     /// Prints the step's name before it runs, so slow steps show progress.
     fn start(&mut self, name: &str) {
-        print!(
-            "{:<72} ",
-            format!("[{:>2}] {name}", self.passed + self.failed + 1)
-        );
+        print!("{:<72} ", format!("[{:>2}] {name}", self.passed + self.failed + 1));
         let _ = std::io::stdout().flush();
         self.open_line = true;
     }
@@ -102,10 +81,7 @@ impl Runner {
     /// Records a result. `detail` is shown (indented) on failure.
     fn record(&mut self, name: &str, ok: bool, elapsed: Duration, detail: &str) {
         if !self.open_line {
-            print!(
-                "{:<72} ",
-                format!("[{:>2}] {name}", self.passed + self.failed + 1)
-            );
+            print!("{:<72} ", format!("[{:>2}] {name}", self.passed + self.failed + 1));
         }
         self.open_line = false;
         println!("{} {:>8}", if ok { "PASS" } else { "FAIL" }, secs(elapsed));
@@ -161,11 +137,7 @@ impl Runner {
             let detail = if outcome.success() {
                 String::new()
             } else {
-                format!(
-                    "    {}\n{}",
-                    outcome.describe(),
-                    tail(&job.log, TAIL_PROGRAM)
-                )
+                format!("    {}\n{}", outcome.describe(), tail(&job.log, TAIL_PROGRAM))
             };
             self.record(&job.name, outcome.success(), outcome.elapsed, &detail);
         });
@@ -188,14 +160,7 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     let logs = work.join("logs");
     let _ = std::fs::remove_dir_all(&logs);
     mkdir(&logs)?;
-    let mut r = Runner {
-        root: root.to_path_buf(),
-        logs,
-        passed: 0,
-        failed: 0,
-        failures: Vec::new(),
-        open_line: false,
-    };
+    let mut r = Runner { root: root.to_path_buf(), logs, passed: 0, failed: 0, failures: Vec::new(), open_line: false };
     let started = Instant::now();
     println!("test-all: logs in {}", r.logs.display());
 
@@ -204,28 +169,11 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     fmt.args(["fmt", "--all", "--check"]);
     r.command("cargo fmt --all --check", fmt, TAIL_CARGO);
     let mut clippy = cargo(root);
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    r.command(
-        "cargo clippy --workspace --all-targets -- -D warnings",
-        clippy,
-        TAIL_CARGO,
-    );
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    r.command("cargo clippy --workspace --all-targets -- -D warnings", clippy, TAIL_CARGO);
     let mut test = cargo(root);
-    test.args(["test", "--workspace"])
-        .env("INSTA_UPDATE", "no")
-        .env("CI", "true");
-    r.command(
-        "cargo test --workspace (INSTA_UPDATE=no CI=true)",
-        test,
-        TAIL_CARGO,
-    );
+    test.args(["test", "--workspace"]).env("INSTA_UPDATE", "no").env("CI", "true");
+    r.command("cargo test --workspace (INSTA_UPDATE=no CI=true)", test, TAIL_CARGO);
 
     // 4-7: the header.
     r.step("cargo xtask header --check", || header::check(root));
@@ -267,39 +215,18 @@ fn header_alone(r: &mut Runner, dir: &Path) {
         return;
     }
     let mut c = Command::new("gcc");
-    c.current_dir(&root)
-        .arg("-std=c11")
-        .args(STRICT)
-        .arg(&include);
+    c.current_dir(&root).arg("-std=c11").args(STRICT).arg(&include);
     c.arg("-c").arg(&tu).arg("-o").arg(dir.join("c.o"));
-    r.command(
-        "pymem.h alone: gcc -std=c11 -Wall -Wextra -Wpedantic -Werror",
-        c,
-        TAIL_PROGRAM,
-    );
+    r.command("pymem.h alone: gcc -std=c11 -Wall -Wextra -Wpedantic -Werror", c, TAIL_PROGRAM);
     let mut cxx = Command::new("g++");
-    cxx.current_dir(&root)
-        .args(["-x", "c++", "-std=c++17"])
-        .args(STRICT)
-        .arg(&include);
+    cxx.current_dir(&root).args(["-x", "c++", "-std=c++17"]).args(STRICT).arg(&include);
     cxx.arg("-c").arg(&tu).arg("-o").arg(dir.join("cxx.o"));
-    r.command(
-        "pymem.h alone: g++ -x c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror",
-        cxx,
-        TAIL_PROGRAM,
-    );
+    r.command("pymem.h alone: g++ -x c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror", cxx, TAIL_PROGRAM);
     if root.join("include/pymem.hpp").exists() {
         let mut hpp = Command::new("g++");
-        hpp.current_dir(&root)
-            .arg("-std=c++17")
-            .args(STRICT)
-            .arg(&include);
+        hpp.current_dir(&root).arg("-std=c++17").args(STRICT).arg(&include);
         hpp.arg("-c").arg(&tu_hpp).arg("-o").arg(dir.join("hpp.o"));
-        r.command(
-            "pymem.hpp alone: g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror",
-            hpp,
-            TAIL_PROGRAM,
-        );
+        r.command("pymem.hpp alone: g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror", hpp, TAIL_PROGRAM);
     }
 }
 
@@ -319,19 +246,13 @@ fn find_programs(root: &Path) -> Vec<Program> {
     };
     let mut sources: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "cpp"))
-        })
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "cpp")))
         .collect();
     sources.sort();
     let mut programs: Vec<Program> = Vec::new();
     for source in sources {
         let cxx = source.extension().is_some_and(|e| e == "cpp");
-        let mut stem = source
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let mut stem = source.file_stem().unwrap_or_default().to_string_lossy().into_owned();
         if programs.iter().any(|p| p.stem == stem) {
             stem.push_str("_cpp");
         }
@@ -355,28 +276,14 @@ fn ffi_tests(r: &mut Runner) {
     let lib_dir = release_dir(&root);
     let mut built = Vec::new();
     for p in &programs {
-        let (compiler, flags) = if p.cxx {
-            ("g++", CXX_FLAGS)
-        } else {
-            ("gcc", C_FLAGS)
-        };
+        let (compiler, flags) = if p.cxx { ("g++", CXX_FLAGS) } else { ("gcc", C_FLAGS) };
         let exe = out_dir.join(&p.stem);
         let _ = std::fs::remove_file(&exe);
         let mut cmd = Command::new(compiler);
-        cmd.current_dir(&root)
-            .args(flags)
-            .arg(&p.source)
-            .arg("-o")
-            .arg(&exe);
+        cmd.current_dir(&root).args(flags).arg(&p.source).arg("-o").arg(&exe);
         cmd.arg(format!("-L{}", lib_dir.display())).arg("-lpymem");
-        cmd.arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-            .arg("-lpthread");
-        let rel = p
-            .source
-            .strip_prefix(&root)
-            .unwrap_or(&p.source)
-            .display()
-            .to_string();
+        cmd.arg(format!("-Wl,-rpath,{}", lib_dir.display())).arg("-lpthread");
+        let rel = p.source.strip_prefix(&root).unwrap_or(&p.source).display().to_string();
         if r.command(&format!("build {rel}"), cmd, TAIL_PROGRAM) {
             built.push((p, exe));
         }
@@ -387,35 +294,22 @@ fn ffi_tests(r: &mut Runner) {
         .iter()
         .map(|(p, exe)| {
             let name = format!("run {} (native)", p.stem);
-            Job {
-                log: r.log_path(&name),
-                name,
-                cmd: c_program(exe, &root),
-                timeout: Some(NATIVE_TIMEOUT),
-            }
+            Job { log: r.log_path(&name), name, cmd: c_program(exe, &root), timeout: Some(NATIVE_TIMEOUT) }
         })
         .collect();
     r.programs(native, 1);
 
-    let under_valgrind: Vec<_> = built
-        .iter()
-        .filter(|(p, _)| !p.stem.starts_with("native_"))
-        .collect();
+    let under_valgrind: Vec<_> = built.iter().filter(|(p, _)| !p.stem.starts_with("native_")).collect();
     if under_valgrind.is_empty() {
         return;
     }
     if !have("valgrind") {
         println!();
         println!("     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        println!(
-            "     !!  valgrind is not installed: {} program(s) NOT checked for",
-            under_valgrind.len()
-        );
+        println!("     !!  valgrind is not installed: {} program(s) NOT checked for", under_valgrind.len());
         println!("     !!  memory errors and leaks. Install it (apt-get install valgrind).");
         println!("     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        r.step("valgrind is installed", || {
-            Err("valgrind not found on PATH".into())
-        });
+        r.step("valgrind is installed", || Err("valgrind not found on PATH".into()));
         return;
     }
     // Valgrind serialises each program's threads onto one core, so running
@@ -424,15 +318,8 @@ fn ffi_tests(r: &mut Runner) {
     for (p, exe) in under_valgrind {
         let name = format!("run {} (valgrind)", p.stem);
         let mut cmd = c_program("valgrind", &root);
-        cmd.args(VALGRIND)
-            .arg(exe)
-            .env("PYMEM_FFI_UNDER_VALGRIND", "1");
-        jobs.push(Job {
-            log: r.log_path(&name),
-            name,
-            cmd,
-            timeout: Some(VALGRIND_TIMEOUT),
-        });
+        cmd.args(VALGRIND).arg(exe).env("PYMEM_FFI_UNDER_VALGRIND", "1");
+        jobs.push(Job { log: r.log_path(&name), name, cmd, timeout: Some(VALGRIND_TIMEOUT) });
     }
     r.programs(jobs, cpus());
 }
@@ -442,13 +329,10 @@ fn ffi_tests(r: &mut Runner) {
 fn dist_check(r: &mut Runner, work: &Path) {
     let root = r.root.clone();
     let prefix = work.join("prefix");
-    let installed = r.step(
-        "cargo xtask dist --prefix <target>/xtask/dist-check/prefix",
-        || {
-            let _ = std::fs::remove_dir_all(work);
-            dist::install(&root, &prefix).map(|_| ())
-        },
-    );
+    let installed = r.step("cargo xtask dist --prefix <target>/xtask/dist-check/prefix", || {
+        let _ = std::fs::remove_dir_all(work);
+        dist::install(&root, &prefix).map(|_| ())
+    });
     if !installed {
         r.skip("the pkg-config programs and the soname check (dist failed)");
         return;
@@ -457,65 +341,36 @@ fn dist_check(r: &mut Runner, work: &Path) {
     let pkg_config_path = prefix.join("lib/pkgconfig");
     let pkg_config = |args: &[&str]| -> Result<Vec<String>, String> {
         let mut cmd = Command::new("pkg-config");
-        cmd.args(args)
-            .arg("pymem")
-            .env("PKG_CONFIG_PATH", &pkg_config_path);
-        Ok(output_checked(&mut cmd)?
-            .split_whitespace()
-            .map(String::from)
-            .collect())
+        cmd.args(args).arg("pymem").env("PKG_CONFIG_PATH", &pkg_config_path);
+        Ok(output_checked(&mut cmd)?.split_whitespace().map(String::from).collect())
     };
     let source = root.join("xtask/c/dist_smoke.c");
     let lib = prefix.join("lib");
 
     let shared = work.join("smoke_shared");
-    r.step(
-        "pkg-config --cflags --libs pymem: build and run a program",
-        || {
-            let flags = pkg_config(&["--cflags", "--libs"])?;
-            let mut cc = Command::new("gcc");
-            cc.arg("-std=c11")
-                .args(STRICT)
-                .arg(&source)
-                .arg("-o")
-                .arg(&shared)
-                .args(&flags);
-            output_checked(&mut cc)?;
-            let mut run = c_program(&shared, &root);
-            run.arg(&version).env("LD_LIBRARY_PATH", &lib);
-            output_checked(&mut run)?;
-            let needed = output_checked(Command::new("readelf").arg("-d").arg(&shared))?;
-            if !needed.contains("Shared library: [libpymem.so.0]") {
-                return Err(format!(
-                    "{} does not need libpymem.so.0:\n{needed}",
-                    shared.display()
-                ));
-            }
-            Ok(())
-        },
-    );
+    r.step("pkg-config --cflags --libs pymem: build and run a program", || {
+        let flags = pkg_config(&["--cflags", "--libs"])?;
+        let mut cc = Command::new("gcc");
+        cc.arg("-std=c11").args(STRICT).arg(&source).arg("-o").arg(&shared).args(&flags);
+        output_checked(&mut cc)?;
+        let mut run = c_program(&shared, &root);
+        run.arg(&version).env("LD_LIBRARY_PATH", &lib);
+        output_checked(&mut run)?;
+        let needed = output_checked(Command::new("readelf").arg("-d").arg(&shared))?;
+        if !needed.contains("Shared library: [libpymem.so.0]") {
+            return Err(format!("{} does not need libpymem.so.0:\n{needed}", shared.display()));
+        }
+        Ok(())
+    });
 
     let fixed = work.join("smoke_static");
     r.step("pkg-config --static: link libpymem.a and run", || {
         let flags = pkg_config(&["--cflags", "--libs", "--static"])?;
         // `-l:libpymem.a` picks the archive although libpymem.so sits beside it.
-        let flags: Vec<String> = flags
-            .into_iter()
-            .map(|f| {
-                if f == "-lpymem" {
-                    "-l:libpymem.a".to_string()
-                } else {
-                    f
-                }
-            })
-            .collect();
+        let flags: Vec<String> =
+            flags.into_iter().map(|f| if f == "-lpymem" { "-l:libpymem.a".to_string() } else { f }).collect();
         let mut cc = Command::new("gcc");
-        cc.arg("-std=c11")
-            .args(STRICT)
-            .arg(&source)
-            .arg("-o")
-            .arg(&fixed)
-            .args(&flags);
+        cc.arg("-std=c11").args(STRICT).arg(&source).arg("-o").arg(&fixed).args(&flags);
         output_checked(&mut cc).map_err(|e| format!("{}\n{e}", show(&cc)))?;
         let mut run = c_program(&fixed, &root);
         run.arg(&version);
@@ -524,18 +379,15 @@ fn dist_check(r: &mut Runner, work: &Path) {
     });
 
     let real = lib.join(format!("libpymem.so.{version}"));
-    r.step(
-        &format!("readelf -d lib/libpymem.so.{version}: SONAME libpymem.so.0"),
-        || {
-            let dynamic = output_checked(Command::new("readelf").arg("-d").arg(&real))?;
-            let soname = dynamic.lines().find(|l| l.contains("(SONAME)"));
-            match soname {
-                Some(line) if line.contains("[libpymem.so.0]") => Ok(()),
-                Some(line) => Err(format!("wrong soname: {}", line.trim())),
-                None => Err(format!("{} has no SONAME", real.display())),
-            }
-        },
-    );
+    r.step(&format!("readelf -d lib/libpymem.so.{version}: SONAME libpymem.so.0"), || {
+        let dynamic = output_checked(Command::new("readelf").arg("-d").arg(&real))?;
+        let soname = dynamic.lines().find(|l| l.contains("(SONAME)"));
+        match soname {
+            Some(line) if line.contains("[libpymem.so.0]") => Ok(()),
+            Some(line) => Err(format!("wrong soname: {}", line.trim())),
+            None => Err(format!("{} has no SONAME", real.display())),
+        }
+    });
 }
 
 #[cfg(test)]
@@ -566,18 +418,9 @@ mod tests {
         for f in ["b.c", "a.cpp", "a.c", "native_x.c", "notes.txt"] {
             std::fs::write(root.join("ffi-tests").join(f), "").unwrap();
         }
-        let names: Vec<(String, bool)> = find_programs(&root)
-            .into_iter()
-            .map(|p| (p.stem, p.cxx))
-            .collect();
-        let expected = [
-            ("a", false),
-            ("a_cpp", true),
-            ("b", false),
-            ("native_x", false),
-        ];
-        let expected: Vec<(String, bool)> =
-            expected.iter().map(|(s, c)| (s.to_string(), *c)).collect();
+        let names: Vec<(String, bool)> = find_programs(&root).into_iter().map(|p| (p.stem, p.cxx)).collect();
+        let expected = [("a", false), ("a_cpp", true), ("b", false), ("native_x", false)];
+        let expected: Vec<(String, bool)> = expected.iter().map(|(s, c)| (s.to_string(), *c)).collect();
         assert_eq!(names, expected);
         let _ = std::fs::remove_dir_all(&root);
     }

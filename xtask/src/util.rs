@@ -45,18 +45,14 @@ pub fn have(program: &str) -> bool {
     std::env::split_paths(&path).any(|dir| {
         let candidate = dir.join(program);
         fs::metadata(&candidate)
-            .map(|m| {
-                m.is_file()
-                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-            })
+            .map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
             .unwrap_or(false)
     })
 }
 
 /// The `[workspace.package] version` of the root Cargo.toml.
 pub fn workspace_version(root: &Path) -> Result<String, String> {
-    let text = fs::read_to_string(root.join("Cargo.toml"))
-        .map_err(|e| format!("reading Cargo.toml: {e}"))?;
+    let text = fs::read_to_string(root.join("Cargo.toml")).map_err(|e| format!("reading Cargo.toml: {e}"))?;
     let mut in_section = false;
     for line in text.lines() {
         let line = line.trim();
@@ -101,20 +97,14 @@ pub fn build_release(root: &Path, log: Option<&Path>) -> Result<(), String> {
         Some(log) => {
             let outcome = run_logged(cmd, log, None)?;
             if !outcome.success() {
-                return Err(format!(
-                    "cargo build --release -p pymem {}",
-                    outcome.describe()
-                ));
+                return Err(format!("cargo build --release -p pymem {}", outcome.describe()));
             }
         }
         None => run_checked(&mut cmd)?,
     }
     let dir = release_dir(root);
     if !dir.join("libpymem.so").exists() {
-        return Err(format!(
-            "{} was not produced",
-            dir.join("libpymem.so").display()
-        ));
+        return Err(format!("{} was not produced", dir.join("libpymem.so").display()));
     }
     symlink_force("libpymem.so", &dir.join("libpymem.so.0"))
 }
@@ -124,8 +114,7 @@ pub fn symlink_force(target: &str, link: &Path) -> Result<(), String> {
     if fs::symlink_metadata(link).is_ok() {
         fs::remove_file(link).map_err(|e| format!("removing {}: {e}", link.display()))?;
     }
-    std::os::unix::fs::symlink(target, link)
-        .map_err(|e| format!("linking {} -> {target}: {e}", link.display()))
+    std::os::unix::fs::symlink(target, link).map_err(|e| format!("linking {} -> {target}: {e}", link.display()))
 }
 
 /// Creates a folder and its parents.
@@ -143,9 +132,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
 
 /// Runs `cmd` with the terminal as its output; fails on a non-zero exit.
 pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    let status = cmd.status().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
     if status.success() {
         Ok(())
     } else {
@@ -155,9 +142,7 @@ pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
 
 /// Runs `cmd` and returns its stdout; fails (with its stderr) on a non-zero exit.
 pub fn output_checked(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    let out = cmd.output().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
     if !out.status.success() {
         return Err(format!(
             "{} failed ({}):\n{}{}",
@@ -232,12 +217,7 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, String> {
 /// Runs one command to completion (or its time limit), output in `log`.
 pub fn run_logged(cmd: Command, log: &Path, timeout: Option<Duration>) -> Result<Outcome, String> {
     let mut outcome = None;
-    let job = Job {
-        name: String::new(),
-        cmd,
-        log: log.to_path_buf(),
-        timeout,
-    };
+    let job = Job { name: String::new(), cmd, log: log.to_path_buf(), timeout };
     run_many(vec![job], 1, |_, o| outcome = Some(o));
     outcome.ok_or_else(|| "internal error: no outcome".to_string())
 }
@@ -257,13 +237,7 @@ pub fn run_many(jobs: Vec<Job>, width: usize, mut done: impl FnMut(&Job, Outcome
                     let _ = fs::write(&job.log, format!("{e}\n"));
                     use std::os::unix::process::ExitStatusExt;
                     let status = Some(ExitStatus::from_raw(127 << 8));
-                    done(
-                        &job,
-                        Outcome {
-                            status,
-                            elapsed: Duration::ZERO,
-                        },
-                    );
+                    done(&job, Outcome { status, elapsed: Duration::ZERO });
                 }
             }
         }
@@ -308,10 +282,7 @@ pub fn tail(path: &Path, n: usize) -> String {
     let skip = lines.len().saturating_sub(n);
     let mut out = String::new();
     if skip > 0 {
-        out.push_str(&format!(
-            "    ... ({skip} earlier lines in {})\n",
-            path.display()
-        ));
+        out.push_str(&format!("    ... ({skip} earlier lines in {})\n", path.display()));
     }
     for line in &lines[skip..] {
         out.push_str("    | ");
@@ -326,7 +297,7 @@ pub fn thousands(v: u64) -> String {
     let digits = v.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -341,7 +312,5 @@ pub fn secs(d: Duration) -> String {
 
 /// Number of CPUs to use for parallel jobs.
 pub fn cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -186,10 +186,9 @@ impl Allocator {
     #[inline(never)]
     fn malloc_slow(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
         if self.debug {
-            let total = n.checked_add(debug_hooks::OVERHEAD).ok_or(AllocError::NoMemory {
-                requested: n,
-                reason: "size overflows",
-            })?;
+            let total = n
+                .checked_add(debug_hooks::OVERHEAD)
+                .ok_or(AllocError::NoMemory { requested: n, reason: "size overflows" })?;
             let raw = self.raw_malloc(total)?;
             // SAFETY: `raw` is a fresh block of `total = n + OVERHEAD` bytes.
             let user = unsafe { debug_hooks::write_fresh(raw.as_ptr(), n) };
@@ -306,19 +305,14 @@ impl Allocator {
 
     fn new_arena(&mut self) -> Result<*mut ArenaMeta, AllocError> {
         self.check_limit(self.arena_size)?;
-        let base = os::map_aligned(self.arena_size, self.arena_size).ok_or(AllocError::NoMemory {
-            requested: self.arena_size,
-            reason: "the OS refused to map a new arena",
-        })?;
+        let base = os::map_aligned(self.arena_size, self.arena_size)
+            .ok_or(AllocError::NoMemory { requested: self.arena_size, reason: "the OS refused to map a new arena" })?;
         let meta = ArenaMeta::new_boxed(base, self.pool_size, self.arenas.len());
         if !self.map.insert(base, meta) {
             os::unmap(base, self.arena_size);
             // SAFETY: `meta` came from `Box::into_raw` and is referenced nowhere.
             drop(unsafe { Box::from_raw(meta) });
-            return Err(AllocError::NoMemory {
-                requested: self.arena_size,
-                reason: "no memory for the arena map",
-            });
+            return Err(AllocError::NoMemory { requested: self.arena_size, reason: "no memory for the arena map" });
         }
         self.arenas.push(meta);
         self.reserved += self.arena_size;
@@ -329,12 +323,21 @@ impl Allocator {
         Ok(meta)
     }
 
-    fn check_limit(&self, more: usize) -> Result<(), AllocError> {
-        if self.max_bytes != 0 && self.reserved.saturating_add(more) > self.max_bytes {
-            return Err(AllocError::NoMemory {
-                requested: more,
-                reason: "the configured max_bytes limit would be exceeded",
-            });
+    /// Fails when holding `more` bytes would pass `max_bytes` — after first
+    /// unmapping the wholly free arenas kept as spares or waiting for the
+    /// release delay, since memory cached for speed must never cause an
+    /// out-of-memory error (PyTorch's allocator frees its cache the same way
+    /// before it reports one).
+    fn check_limit(&mut self, more: usize) -> Result<(), AllocError> {
+        let over = |a: &Allocator| a.max_bytes != 0 && a.reserved.saturating_add(more) > a.max_bytes;
+        if over(self) {
+            self.unmap_free_arenas();
+            if over(self) {
+                return Err(AllocError::NoMemory {
+                    requested: more,
+                    reason: "the configured max_bytes limit would be exceeded",
+                });
+            }
         }
         Ok(())
     }
@@ -346,6 +349,9 @@ impl Allocator {
     /// allocator (foreign, interior, already freed) is refused with an error
     /// and nothing changes.
     #[inline(always)]
+    // Not `unsafe`: `p` is validated (arena map, pool, bitmap or the large
+    // block table) before anything is read or written through it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn free(&mut self, p: *mut u8) -> Result<(), AllocError> {
         let addr = p as usize;
         // The cache is never filled with debug hooks on, so debug frees
@@ -434,12 +440,18 @@ impl Allocator {
             a.resident_empty += 1;
             self.usable.pool_returned(arena);
             if a.nfreepools as usize == POOLS_PER_ARENA {
-                if self.wholly_free >= 1 {
+                // Wholly free. Without a release delay, CPython's rule: keep
+                // it as the one spare, unmap it if there is one already.
+                // With a delay, keep it for now; the sweep unmaps wholly free
+                // arenas that stay so for `release_delay` pool events,
+                // always keeping one spare.
+                if self.release_delay == 0 && self.wholly_free >= 1 {
                     self.usable.remove(arena);
                     self.unmap_arena(arena);
                     return;
                 }
                 self.wholly_free += 1;
+                a.wholly_free_since = self.pool_clock;
             }
             if self.release_delay == 0 {
                 if a.resident_empty >= RELEASE_THRESHOLD {
@@ -452,11 +464,12 @@ impl Allocator {
     }
 
     /// Gives back the empty pools that have stayed empty for `release_delay`
-    /// pool events, in every arena holding `RELEASE_THRESHOLD` empty pools.
+    /// pool events, in every arena holding `RELEASE_THRESHOLD` empty pools,
+    /// and unmaps the wholly free arenas that stayed so as long, but one.
     /// Runs once every `release_delay` pool events, so it costs O(arenas)
     /// per that many pool events, never anything on a plain free. The delay
-    /// is what keeps a loop that empties and refills the same pools (a
-    /// LIFO burst) from giving pages back and faulting them in again.
+    /// is what keeps a loop that empties and refills the same pools or
+    /// arenas (a LIFO burst) from giving memory back and faulting it in again.
     #[cold]
     #[inline(never)]
     fn sweep_aged_pools(&mut self) {
@@ -464,12 +477,23 @@ impl Allocator {
         let Some(cutoff) = self.pool_clock.checked_sub(self.release_delay) else {
             return;
         };
-        for i in 0..self.arenas.len() {
+        let mut i = 0;
+        while i < self.arenas.len() {
             let arena = self.arenas[i];
             // SAFETY: listed arenas are live.
-            if unsafe { (*arena).resident_empty } >= RELEASE_THRESHOLD {
+            let a = unsafe { &*arena };
+            if a.nfreepools as usize == POOLS_PER_ARENA && self.wholly_free > 1 && a.wholly_free_since <= cutoff {
+                // SAFETY: a wholly free arena is on the usable list.
+                unsafe { self.usable.remove(arena) };
+                self.wholly_free -= 1;
+                self.unmap_arena(arena);
+                // `unmap_arena` moved the last arena into slot `i`.
+                continue;
+            }
+            if a.resident_empty >= RELEASE_THRESHOLD {
                 self.release_empty_pools(arena, cutoff);
             }
+            i += 1;
         }
     }
 
@@ -507,15 +531,11 @@ impl Allocator {
         let arena = self.map.lookup(addr);
         if !arena.is_null() {
             // SAFETY: the map only holds live arenas; `addr` is inside this one.
-            let pool = unsafe { &mut (*arena).pools[(addr - (*arena).base) >> self.pool_shift] }
-                as *mut PoolMeta;
+            let pool = unsafe { &mut (*arena).pools[(addr - (*arena).base) >> self.pool_shift] } as *mut PoolMeta;
             // SAFETY: live pool metadata.
             let m = unsafe { &*pool };
             if m.state == PoolState::Untouched {
-                return Err(AllocError::InvalidPointer {
-                    addr,
-                    reason: InvalidReason::NeverAllocated,
-                });
+                return Err(AllocError::InvalidPointer { addr, reason: InvalidReason::NeverAllocated });
             }
             let size = block_size(m.class as usize);
             let offset = addr - m.base;
@@ -523,17 +543,12 @@ impl Allocator {
             if index * size != offset {
                 return Err(AllocError::InvalidPointer {
                     addr,
-                    reason: InvalidReason::Interior {
-                        block: m.base + index * size,
-                        offset: offset - index * size,
-                    },
+                    reason: InvalidReason::Interior { block: m.base + index * size, offset: offset - index * size },
                 });
             }
-            if index >= m.capacity(self.pool_size) {
-                return Err(AllocError::InvalidPointer {
-                    addr,
-                    reason: InvalidReason::NeverAllocated,
-                });
+            if offset >= m.nextoffset as usize || index >= m.capacity(self.pool_size) {
+                // Never carved, or the pool's unusable tail.
+                return Err(AllocError::InvalidPointer { addr, reason: InvalidReason::NeverAllocated });
             }
             if !m.is_allocated(index) {
                 return Err(AllocError::DoubleFree { addr });
@@ -546,10 +561,7 @@ impl Allocator {
         if addr != 0 && self.recent_large_frees.contains(&addr) {
             return Err(AllocError::DoubleFree { addr });
         }
-        Err(AllocError::InvalidPointer {
-            addr,
-            reason: InvalidReason::NotOurs,
-        })
+        Err(AllocError::InvalidPointer { addr, reason: InvalidReason::NotOurs })
     }
 
     /// Validates a debug-mode pointer and its guard bytes. Returns where the
@@ -568,10 +580,7 @@ impl Allocator {
                 unsafe { debug_hooks::mark_dead(raw, n) };
                 Ok((located, n))
             }
-            Err(detail) => Err(AllocError::HeapCorruption {
-                addr: user as usize,
-                detail,
-            }),
+            Err(detail) => Err(AllocError::HeapCorruption { addr: user as usize, detail }),
         }
     }
 
@@ -581,10 +590,9 @@ impl Allocator {
     /// Allocates `count * size` zeroed bytes; an overflowing product is
     /// `NoMemory`.
     pub fn calloc(&mut self, count: usize, size: usize) -> Result<NonNull<u8>, AllocError> {
-        let total = count.checked_mul(size).ok_or(AllocError::NoMemory {
-            requested: usize::MAX,
-            reason: "count * size overflows",
-        })?;
+        let total = count
+            .checked_mul(size)
+            .ok_or(AllocError::NoMemory { requested: usize::MAX, reason: "count * size overflows" })?;
         let p = self.malloc(total)?;
         // SAFETY: `p` is a fresh block of at least `total` bytes.
         unsafe { ptr::write_bytes(p.as_ptr(), 0, total) };
@@ -595,6 +603,9 @@ impl Allocator {
     /// small block is kept when the new size fits and shrinks it by less than
     /// 25 %; otherwise the contents move to a new block. On error the old
     /// block is untouched and still allocated.
+    // Not `unsafe`: `p` is validated (arena map, pool, bitmap or the large
+    // block table) before anything is read or written through it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn realloc(&mut self, p: *mut u8, n: usize) -> Result<NonNull<u8>, AllocError> {
         if p.is_null() {
             return self.malloc(n);
@@ -634,12 +645,8 @@ impl Allocator {
             Located::Large(block) => block.size,
         };
         // SAFETY: `raw` is a live block of `capacity` bytes.
-        let old_n = unsafe { debug_hooks::check(raw, capacity) }.map_err(|detail| {
-            AllocError::HeapCorruption {
-                addr: p as usize,
-                detail,
-            }
-        })?;
+        let old_n = unsafe { debug_hooks::check(raw, capacity) }
+            .map_err(|detail| AllocError::HeapCorruption { addr: p as usize, detail })?;
         let new = self.malloc(n)?;
         // SAFETY: both are live user regions of at least `min(n, old_n)` bytes.
         unsafe {
@@ -665,10 +672,7 @@ impl Allocator {
             unsafe { libc::malloc(n) as usize }
         };
         if addr == 0 {
-            return Err(AllocError::NoMemory {
-                requested: n,
-                reason: "the system allocator refused",
-            });
+            return Err(AllocError::NoMemory { requested: n, reason: "the system allocator refused" });
         }
         debug_assert_eq!(addr % 16, 0);
         self.track_large(addr, block);
@@ -725,9 +729,7 @@ impl Allocator {
                 };
                 if fresh != 0 {
                     // SAFETY: both regions are live and distinct.
-                    unsafe {
-                        ptr::copy_nonoverlapping(addr as *const u8, fresh as *mut u8, n.min(old.size))
-                    };
+                    unsafe { ptr::copy_nonoverlapping(addr as *const u8, fresh as *mut u8, n.min(old.size)) };
                     if old.mapped > 0 {
                         os::unmap(addr, old.mapped);
                     } else {
@@ -739,10 +741,7 @@ impl Allocator {
             }
         };
         if new_addr == 0 {
-            return Err(AllocError::NoMemory {
-                requested: n,
-                reason: "the system allocator refused",
-            });
+            return Err(AllocError::NoMemory { requested: n, reason: "the system allocator refused" });
         }
         self.untrack_large(addr, old);
         self.track_large(new_addr, new);
@@ -756,6 +755,19 @@ impl Allocator {
     /// Gives back to the OS every resident empty pool and every wholly free
     /// arena (the spare too). Returns the bytes of resident memory released.
     pub fn release_free_arenas(&mut self) -> usize {
+        let mut released = self.unmap_free_arenas();
+        for i in 0..self.arenas.len() {
+            let arena = self.arenas[i];
+            // SAFETY: listed arenas are live.
+            if unsafe { (*arena).resident_empty } > 0 {
+                released += self.release_empty_pools(arena, u64::MAX);
+            }
+        }
+        released
+    }
+
+    /// Unmaps every wholly free arena. Returns the resident bytes given back.
+    fn unmap_free_arenas(&mut self) -> usize {
         let mut released = 0;
         let mut i = 0;
         while i < self.arenas.len() {
@@ -770,9 +782,6 @@ impl Allocator {
                 self.unmap_arena(arena);
                 // `unmap_arena` moved the last arena into slot `i`.
                 continue;
-            }
-            if a.resident_empty > 0 {
-                released += self.release_empty_pools(arena, u64::MAX);
             }
             i += 1;
         }
@@ -916,12 +925,8 @@ impl Allocator {
                 Located::Large(b) => b.size,
             };
             // SAFETY: `raw` is a live block of `capacity` bytes.
-            return unsafe { debug_hooks::check(raw as *const u8, capacity) }.map_err(|detail| {
-                AllocError::HeapCorruption {
-                    addr: p as usize,
-                    detail,
-                }
-            });
+            return unsafe { debug_hooks::check(raw as *const u8, capacity) }
+                .map_err(|detail| AllocError::HeapCorruption { addr: p as usize, detail });
         }
         match self.locate(p as usize)? {
             // SAFETY: live pool.
@@ -976,7 +981,7 @@ impl Allocator {
                         let mut q = head;
                         let mut found = false;
                         loop {
-                            if q as *const PoolMeta == pool as *const PoolMeta {
+                            if std::ptr::eq(q, pool) {
                                 found = true;
                             }
                             // SAFETY: ring members are live.
@@ -1003,7 +1008,9 @@ impl Allocator {
             }
         }
         assert_eq!(wholly_free, self.wholly_free);
-        assert!(wholly_free <= 1, "more than one wholly free arena kept");
+        if self.release_delay == 0 {
+            assert!(wholly_free <= 1, "more than one wholly free arena kept");
+        }
         // usable_arenas: exactly the arenas with free pools, sorted, fingers right.
         let mut on_list = 0;
         let mut prev: *mut ArenaMeta = ptr::null_mut();
@@ -1081,10 +1088,7 @@ fn mapping_len(n: usize) -> Result<usize, AllocError> {
     if n < LARGE_MMAP_THRESHOLD {
         return Ok(0);
     }
-    n.checked_next_multiple_of(os::page_size()).ok_or(AllocError::NoMemory {
-        requested: n,
-        reason: "size overflows",
-    })
+    n.checked_next_multiple_of(os::page_size()).ok_or(AllocError::NoMemory { requested: n, reason: "size overflows" })
 }
 
 impl Drop for Allocator {

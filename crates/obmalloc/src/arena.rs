@@ -11,7 +11,9 @@
 //!   `nfp2lasta[n]`, the last arena with `n` free pools (bpo-37029).
 //! - An arena whose pools are all free is unmapped, except that one such
 //!   arena is kept as a spare so that a loop allocating and freeing one block
-//!   does not map and unmap an arena each time (bpo-37257).
+//!   does not map and unmap an arena each time (bpo-37257). With a release
+//!   delay (the default), unmapping waits until the arena has stayed free for
+//!   the delay, so a burst that frees and refills two arenas keeps both.
 //! - Beyond CPython: when an arena holds [`RELEASE_THRESHOLD`] resident empty
 //!   pools, those that have stayed empty for `pool_release_delay` pool events
 //!   give their pages back with `MADV_DONTNEED` in one batch, so a few
@@ -27,7 +29,9 @@
 //! 4. An arena is on `usable_arenas` iff `nfreepools > 0`; the list is sorted
 //!    by `nfreepools` and `nfp2lasta[n]` is its last arena with `n` free pools
 //!    (null if none).
-//! 5. At most one arena has all its pools free.
+//! 5. With a release delay of 0, at most one arena has all its pools free;
+//!    with a delay, wholly free arenas older than the delay are unmapped at
+//!    the next sweep, all but one.
 
 use std::ptr;
 
@@ -57,6 +61,8 @@ pub(crate) struct ArenaMeta {
     pub(crate) prev_arena: *mut ArenaMeta,
     /// Position in `Allocator::arenas`.
     pub(crate) index: usize,
+    /// The allocator's pool clock when all its pools last became free.
+    pub(crate) wholly_free_since: u64,
     pub(crate) pools: [PoolMeta; POOLS_PER_ARENA],
 }
 
@@ -74,6 +80,7 @@ impl ArenaMeta {
             next_arena: ptr::null_mut(),
             prev_arena: ptr::null_mut(),
             index,
+            wholly_free_since: 0,
             pools: std::array::from_fn(|i| PoolMeta::untouched(base + i * pool_size, ptr::null_mut())),
         });
         let raw = Box::into_raw(meta);
@@ -96,10 +103,7 @@ pub(crate) struct UsableArenas {
 
 impl UsableArenas {
     pub(crate) fn new() -> UsableArenas {
-        UsableArenas {
-            head: ptr::null_mut(),
-            nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1],
-        }
+        UsableArenas { head: ptr::null_mut(), nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1] }
     }
 
     /// Puts a new arena (all pools free) on the list; only called when the
@@ -160,11 +164,8 @@ impl UsableArenas {
         if nf > 0 && lastnf == arena {
             let prev = a.prev_arena;
             // SAFETY: list members are live.
-            self.nfp2lasta[nf] = if !prev.is_null() && unsafe { (*prev).nfreepools } as usize == nf {
-                prev
-            } else {
-                ptr::null_mut()
-            };
+            self.nfp2lasta[nf] =
+                if !prev.is_null() && unsafe { (*prev).nfreepools } as usize == nf { prev } else { ptr::null_mut() };
         }
         a.nfreepools += 1;
         let nf = nf + 1;
@@ -214,11 +215,8 @@ impl UsableArenas {
         if self.nfp2lasta[nf] == arena {
             let prev = a.prev_arena;
             // SAFETY: list members are live.
-            self.nfp2lasta[nf] = if !prev.is_null() && unsafe { (*prev).nfreepools } as usize == nf {
-                prev
-            } else {
-                ptr::null_mut()
-            };
+            self.nfp2lasta[nf] =
+                if !prev.is_null() && unsafe { (*prev).nfreepools } as usize == nf { prev } else { ptr::null_mut() };
         }
         // SAFETY: contract.
         unsafe { self.unlink(arena) };

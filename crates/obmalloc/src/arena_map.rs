@@ -56,10 +56,7 @@ impl ArenaMap {
     pub(crate) fn new(arena_shift: u32, use_cache: bool) -> ArenaMap {
         let root_len = 1usize << (ADDRESS_BITS - arena_shift - LEAF_BITS);
         ArenaMap {
-            cache: [CacheSlot {
-                key: NO_KEY,
-                meta: ptr::null_mut(),
-            }; CACHE_SLOTS],
+            cache: [CacheSlot { key: NO_KEY, meta: ptr::null_mut() }; CACHE_SLOTS],
             use_cache,
             arena_shift,
             root: vec![ptr::null_mut(); root_len].into_boxed_slice(),
@@ -128,10 +125,7 @@ impl ArenaMap {
         let key = base >> self.arena_shift;
         let cached = &mut self.cache[key & (CACHE_SLOTS - 1)];
         if cached.key == key {
-            *cached = CacheSlot {
-                key: NO_KEY,
-                meta: ptr::null_mut(),
-            };
+            *cached = CacheSlot { key: NO_KEY, meta: ptr::null_mut() };
         }
         if let Some(&leaf) = self.root.get(key >> LEAF_BITS) {
             if !leaf.is_null() {

@@ -154,10 +154,9 @@ impl fmt::Display for AllocError {
                     f,
                     "invalid pointer {addr:#x}: interior pointer, {offset} bytes into the block at {block:#x}"
                 ),
-                InvalidReason::NeverAllocated => write!(
-                    f,
-                    "invalid pointer {addr:#x}: inside an arena where no block was handed out"
-                ),
+                InvalidReason::NeverAllocated => {
+                    write!(f, "invalid pointer {addr:#x}: inside an arena where no block was handed out")
+                }
             },
             AllocError::DoubleFree { addr } => {
                 write!(f, "double free: block {addr:#x} is not allocated (already freed)")

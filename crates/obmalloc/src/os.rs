@@ -8,7 +8,7 @@ use std::ptr;
 /// (a power of two, a multiple of the page size). Returns `None` when the OS
 /// refuses.
 pub(crate) fn map_aligned(size: usize, align: usize) -> Option<usize> {
-    debug_assert!(align.is_power_of_two() && size % page_size() == 0);
+    debug_assert!(align.is_power_of_two() && size.is_multiple_of(page_size()));
     let span = size.checked_add(align)?;
     // SAFETY: an anonymous private mapping at an address of the kernel's
     // choosing touches no existing memory.
@@ -64,14 +64,7 @@ pub(crate) fn decommit(addr: usize, size: usize) {
 pub(crate) fn remap(addr: usize, old_size: usize, new_size: usize) -> Option<usize> {
     // SAFETY: `addr..addr+old_size` is a whole mapping of ours; MREMAP_MAYMOVE
     // keeps its contents and only changes where it lives.
-    let raw = unsafe {
-        libc::mremap(
-            addr as *mut libc::c_void,
-            old_size,
-            new_size,
-            libc::MREMAP_MAYMOVE,
-        )
-    };
+    let raw = unsafe { libc::mremap(addr as *mut libc::c_void, old_size, new_size, libc::MREMAP_MAYMOVE) };
     if raw == libc::MAP_FAILED {
         None
     } else {

@@ -57,7 +57,7 @@ pub fn write_stat_line(out: &mut String, label: &str, value: u64) {
     let digits = value.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -69,11 +69,7 @@ impl Allocator {
     /// Per-class table: only classes with pools in use.
     pub fn class_stats(&self) -> Vec<ClassStats> {
         let mut rows: Vec<ClassStats> = (0..NUM_CLASSES)
-            .map(|class| ClassStats {
-                class,
-                size: block_size(class),
-                ..ClassStats::default()
-            })
+            .map(|class| ClassStats { class, size: block_size(class), ..ClassStats::default() })
             .collect();
         self.for_each_arena(|a| {
             for pool in &a.pools {
@@ -98,11 +94,7 @@ impl Allocator {
             s.bytes_in_use += row.blocks_in_use * row.size as u64;
         }
         self.for_each_arena(|a| {
-            s.pools_released += a
-                .pools
-                .iter()
-                .filter(|p| p.state == PoolState::Released)
-                .count() as u64;
+            s.pools_released += a.pools.iter().filter(|p| p.state == PoolState::Released).count() as u64;
         });
         let large = self.large_blocks().count() as u64;
         let c = &self.counters;
@@ -126,10 +118,7 @@ impl Allocator {
     /// what pymem adds (pool-granularity release, large blocks).
     pub fn debug_malloc_stats(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Small block threshold = {SMALL_REQUEST_THRESHOLD}, in {NUM_CLASSES} size classes.\n"
-        );
+        let _ = writeln!(out, "Small block threshold = {SMALL_REQUEST_THRESHOLD}, in {NUM_CLASSES} size classes.\n");
         out.push_str("class   size   num pools   blocks in use  avail blocks\n");
         out.push_str("-----   ----   ---------   -------------  ------------\n");
         let mut allocated = 0u64;
@@ -165,11 +154,7 @@ impl Allocator {
         let total = allocated + available + unused_bytes + quantization;
         write_stat_line(&mut out, "# bytes in allocated blocks", allocated);
         write_stat_line(&mut out, "# bytes in available blocks", available);
-        write_stat_line(
-            &mut out,
-            &format!("{unused_pools} unused pools * {} bytes", self.pool_size),
-            unused_bytes,
-        );
+        write_stat_line(&mut out, &format!("{unused_pools} unused pools * {} bytes", self.pool_size), unused_bytes);
         // Pool headers live outside the arenas and arenas are mapped aligned,
         // so these two CPython lines are zero by construction.
         write_stat_line(&mut out, "# bytes lost to pool headers", 0);
@@ -188,7 +173,7 @@ impl Allocator {
         let meta = narenas * std::mem::size_of::<crate::arena::ArenaMeta>() as u64;
         write_stat_line(&mut out, "# bytes lost to arena map root", root);
         write_stat_line(&mut out, "# bytes lost to arena map leaves", leaf_bytes);
-        write_stat_line(&mut out, "# bytes in pool headers (off-arena)", meta);
+        write_stat_line(&mut out, "# bytes in off-arena pool headers", meta);
         write_stat_line(&mut out, "Total", root + leaf_bytes + meta);
 
         out.push_str("\npymem: memory given back to the OS\n");

@@ -19,11 +19,7 @@ fn page_size() -> usize {
 /// Resident set size in bytes: field 2 of /proc/self/statm, in pages.
 fn rss() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|f| f.parse().ok())
-        .expect("statm field 2");
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|f| f.parse().ok()).expect("statm field 2");
     pages * page_size()
 }
 
@@ -71,19 +67,10 @@ fn freed_memory_goes_back_to_the_os() {
         100.0 * dropped as f64 / growth as f64,
         released
     );
-    assert!(
-        growth >= BLOCKS * BLOCK_SIZE,
-        "allocating 32 MB grew RSS by only {growth} bytes"
-    );
-    assert!(
-        dropped * 10 >= growth * 9,
-        "RSS fell by {dropped} bytes, less than 90% of the {growth} it grew"
-    );
+    assert!(growth >= BLOCKS * BLOCK_SIZE, "allocating 32 MB grew RSS by only {growth} bytes");
+    assert!(dropped * 10 >= growth * 9, "RSS fell by {dropped} bytes, less than 90% of the {growth} it grew");
     let s = alloc.stats();
-    assert_eq!(
-        (s.arenas_current, s.bytes_reserved, s.blocks_in_use),
-        (0, 0, 0)
-    );
+    assert_eq!((s.arenas_current, s.bytes_reserved, s.blocks_in_use), (0, 0, 0));
 
     // (b) Every other pool emptied, one block kept in each of the others:
     // no arena is free, yet half of the pools' memory goes back.
@@ -132,14 +119,8 @@ fn freed_memory_goes_back_to_the_os() {
     assert_eq!(s.blocks_in_use, pools_seen / 2);
     assert_eq!(s.pools_in_use, pools_seen / 2);
     assert!(s.pools_released > 0);
-    assert_eq!(
-        s.arenas_freed_total,
-        s.arenas_allocated_total - s.arenas_current
-    );
-    assert!(
-        dropped * 10 >= growth * 4,
-        "RSS fell by {dropped} bytes, less than 40% of the {growth} it grew"
-    );
+    assert_eq!(s.arenas_freed_total, s.arenas_allocated_total - s.arenas_current);
+    assert!(dropped * 10 >= growth * 4, "RSS fell by {dropped} bytes, less than 40% of the {growth} it grew");
     alloc.check_invariants();
 
     // Free the survivors: everything goes back.
@@ -148,9 +129,6 @@ fn freed_memory_goes_back_to_the_os() {
     }
     alloc.release_free_arenas();
     let s = alloc.stats();
-    assert_eq!(
-        (s.arenas_current, s.bytes_reserved, s.blocks_in_use),
-        (0, 0, 0)
-    );
+    assert_eq!((s.arenas_current, s.bytes_reserved, s.blocks_in_use), (0, 0, 0));
     eprintln!("    all freed: RSS {:.1} MiB", mib(rss()));
 }

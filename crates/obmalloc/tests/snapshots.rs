@@ -8,9 +8,7 @@ use obmalloc::{Allocator, Config, Geometry};
 /// one large block of 4096 bytes.
 fn fixed_sequence(config: Config) -> String {
     let mut alloc = Allocator::new(config);
-    let blocks: Vec<_> = (0..1000usize)
-        .map(|i| alloc.malloc(16 + (i * 37) % 497).unwrap())
-        .collect();
+    let blocks: Vec<_> = (0..1000usize).map(|i| alloc.malloc(16 + (i * 37) % 497).unwrap()).collect();
     for p in blocks.iter().step_by(3) {
         alloc.free(p.as_ptr()).unwrap();
     }
@@ -25,20 +23,14 @@ fn fixed_sequence(config: Config) -> String {
 
 #[test]
 fn debug_malloc_stats_after_a_fixed_sequence() {
-    insta::assert_snapshot!(
-        "debug_malloc_stats_fixed_sequence",
-        fixed_sequence(Config::default())
-    );
+    insta::assert_snapshot!("debug_malloc_stats_fixed_sequence", fixed_sequence(Config::default()));
 }
 
 #[test]
 fn debug_malloc_stats_after_a_fixed_sequence_cpython38() {
     insta::assert_snapshot!(
         "debug_malloc_stats_fixed_sequence_cpython38",
-        fixed_sequence(Config {
-            geometry: Geometry::Cpython38,
-            ..Config::default()
-        })
+        fixed_sequence(Config { geometry: Geometry::Cpython38, ..Config::default() })
     );
 }
 

@@ -126,7 +126,7 @@ pub unsafe extern "C" fn pymem_free(rt: *mut Runtime, p: *mut c_void) -> Status 
 #[no_mangle]
 pub unsafe extern "C" fn pymem_alloc_get_stats(rt: *mut Runtime, out: *mut AllocStats) -> Status {
     ffi_boundary!(status rt, "pymem_alloc_get_stats", |state| {
-        require(out, "pymem_alloc_get_stats", "out")?;
+        require(out, "out")?;
         // SAFETY: checked non-null; writable per the contract.
         unsafe { write_out(out, state.alloc.stats().into()) };
         Ok::<(), Failure>(())
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn pymem_alloc_get_stats(rt: *mut Runtime, out: *mut Alloc
 #[no_mangle]
 pub unsafe extern "C" fn pymem_debug_malloc_stats(rt: *mut Runtime, out: *mut *mut c_char) -> Status {
     ffi_boundary!(status rt, "pymem_debug_malloc_stats", |state| {
-        require(out, "pymem_debug_malloc_stats", "out")?;
+        require(out, "out")?;
         let text = state.alloc.debug_malloc_stats();
         // SAFETY: checked non-null; writable per the contract.
         unsafe { write_out(out, crate::boundary::c_message(&text).into_raw()) };

@@ -31,10 +31,7 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn new(status: Status, message: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            message: message.into(),
-        }
+        Failure { status, message: message.into() }
     }
 }
 
@@ -75,9 +72,21 @@ pub(crate) fn current_thread_id() -> usize {
     }
 }
 
+/// A status and its message: the last failure seen by a runtime or a thread.
+pub(crate) struct ErrorSlot {
+    pub(crate) status: Status,
+    pub(crate) message: CString,
+}
+
+impl ErrorSlot {
+    pub(crate) fn empty() -> ErrorSlot {
+        ErrorSlot { status: Status::PYMEM_OK, message: CString::default() }
+    }
+}
+
 thread_local! {
-    /// The calling thread's last message for calls without a usable handle.
-    static THREAD_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// The calling thread's last failure for calls without a usable handle.
+    static THREAD_ERROR: RefCell<ErrorSlot> = RefCell::new(ErrorSlot::empty());
 }
 
 /// Makes a C string of a message, replacing any NUL byte.
@@ -88,23 +97,25 @@ pub(crate) fn c_message(message: &str) -> CString {
 /// Records `message` in the calling thread's slot and returns `status`.
 #[cold]
 pub(crate) fn thread_error(status: Status, message: &str) -> Status {
-    let msg = c_message(message);
-    THREAD_ERROR.with(|slot| *slot.borrow_mut() = msg);
+    let message = c_message(message);
+    THREAD_ERROR.with(|slot| *slot.borrow_mut() = ErrorSlot { status, message });
     status
 }
 
-/// The calling thread's slot, valid until the next failure on this thread.
+/// The calling thread's message, valid until the next failure on this thread.
 pub(crate) fn thread_error_ptr() -> *const c_char {
-    THREAD_ERROR.with(|slot| slot.borrow().as_ptr())
+    THREAD_ERROR.with(|slot| slot.borrow().message.as_ptr())
+}
+
+/// The calling thread's last failure status.
+pub(crate) fn thread_status() -> Status {
+    THREAD_ERROR.with(|slot| slot.borrow().status)
 }
 
 #[cold]
 #[inline(never)]
 fn null_runtime(function: &str) -> Status {
-    thread_error(
-        Status::PYMEM_ERR_NULL_ARGUMENT,
-        &format!("{function}: the runtime is NULL"),
-    )
+    thread_error(Status::PYMEM_ERR_NULL_ARGUMENT, &format!("{function}: the runtime is NULL"))
 }
 
 /// Checks the handle and the owner. On success the caller may use the
@@ -143,17 +154,18 @@ pub(crate) fn run<T, E: Into<Failure>>(
     let state = unsafe { rt.state_mut() };
     match catch_unwind(AssertUnwindSafe(|| body(state))) {
         Ok(Ok(value)) => (value, Status::PYMEM_OK),
-        Ok(Err(error)) => (on_error, failed(rt, error)),
+        Ok(Err(error)) => (on_error, failed(rt, function, error)),
         Err(payload) => (on_error, panicked(rt, function, payload)),
     }
 }
 
-/// Records a failure in the runtime's message slot.
+/// Records a failure in the runtime's slot, the message prefixed with the
+/// function's name.
 #[cold]
 #[inline(never)]
-fn failed<E: Into<Failure>>(rt: &Runtime, error: E) -> Status {
+fn failed<E: Into<Failure>>(rt: &Runtime, function: &str, error: E) -> Status {
     let failure = error.into();
-    rt.set_error(&failure.message);
+    rt.set_error(failure.status, &format!("{function}: {}", failure.message));
     failure.status
 }
 
@@ -176,10 +188,7 @@ pub(crate) fn run_without_runtime<T>(function: &str, on_panic: T, body: impl FnO
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(_) => {
-            thread_error(
-                Status::PYMEM_ERR_PANIC,
-                &format!("{function}: internal error (pymem bug)"),
-            );
+            thread_error(Status::PYMEM_ERR_PANIC, &format!("{function}: internal error (pymem bug)"));
             on_panic
         }
     }
@@ -220,14 +229,12 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
     unsafe { out.write(value) }
 }
 
-/// Fails with `PYMEM_ERR_NULL_ARGUMENT` when an out-pointer is NULL.
+/// Fails with `PYMEM_ERR_NULL_ARGUMENT` when a pointer argument is NULL
+/// (the boundary prefixes the function's name).
 #[inline(always)]
-pub(crate) fn require<T>(ptr: *const T, function: &str, what: &str) -> Result<(), Failure> {
+pub(crate) fn require<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
     if ptr.is_null() {
-        return Err(Failure::new(
-            Status::PYMEM_ERR_NULL_ARGUMENT,
-            format!("{function}: {what} is NULL"),
-        ));
+        return Err(Failure::new(Status::PYMEM_ERR_NULL_ARGUMENT, format!("{what} is NULL")));
     }
     Ok(())
 }

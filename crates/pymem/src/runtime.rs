@@ -1,13 +1,14 @@
 //! Runtimes: creation, ownership by one thread at a time, messages, version.
 
-use std::cell::UnsafeCell;
-use std::ffi::{c_char, CString};
+use std::cell::{RefCell, UnsafeCell};
+use std::ffi::c_char;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use obmalloc::{Allocator, Geometry};
 
 use crate::boundary::{
-    c_message, current_thread_id, enter, run_without_runtime, thread_error, thread_error_ptr, write_out,
+    c_message, current_thread_id, enter, run_without_runtime, thread_error, thread_error_ptr, thread_status, write_out,
+    ErrorSlot,
 };
 use crate::status::Status;
 
@@ -15,6 +16,9 @@ use crate::status::Status;
 pub const PYMEM_GEOMETRY_CPYTHON_310: i32 = 0;
 /// `pymem_config.geometry`: CPython 3.8-3.9, 4 KiB pools in 256 KiB arenas.
 pub const PYMEM_GEOMETRY_CPYTHON_38: i32 = 1;
+
+/// Default of `pymem_config.pool_release_delay`, in pool events.
+pub const PYMEM_DEFAULT_POOL_RELEASE_DELAY: u64 = 256;
 
 /// Major version of the library this header belongs to.
 pub const PYMEM_VERSION_MAJOR: u32 = 0;
@@ -51,7 +55,7 @@ impl Default for Config {
             geometry: PYMEM_GEOMETRY_CPYTHON_310,
             debug_hooks: 0,
             max_bytes: 0,
-            pool_release_delay: obmalloc::DEFAULT_POOL_RELEASE_DELAY,
+            pool_release_delay: PYMEM_DEFAULT_POOL_RELEASE_DELAY,
         }
     }
 }
@@ -94,8 +98,8 @@ pub struct Runtime {
     /// The owner's thread id, `DETACHED` or `POISONED`. Read by any thread
     /// (relaxed); written by the owner (detach, poison) or by `attach`'s CAS.
     owner: AtomicUsize,
-    /// Message of the last failed call; owner thread only.
-    last_error: UnsafeCell<CString>,
+    /// Status and message of the last failed call; owner thread only.
+    last_error: UnsafeCell<ErrorSlot>,
     state: UnsafeCell<RuntimeState>,
 }
 
@@ -140,19 +144,61 @@ impl Runtime {
         unsafe { &mut *self.state.get() }
     }
 
-    /// Records a failure's message. Owner thread only.
+    /// Records a failure. Owner thread only.
     #[cold]
-    pub(crate) fn set_error(&self, message: &str) {
+    pub(crate) fn set_error(&self, status: Status, message: &str) {
         // SAFETY: called by the owner (after `enter`); the previous message's
         // pointer is invalidated, as documented ("valid until the next call").
-        unsafe { *self.last_error.get() = c_message(message) };
+        unsafe { *self.last_error.get() = ErrorSlot { status, message: c_message(message) } };
     }
 
+    /// Marks the runtime unusable after a panic. Called on the owner thread.
     #[cold]
     pub(crate) fn poison(&self, message: &str) {
-        self.set_error(message);
+        self.set_error(Status::PYMEM_ERR_PANIC, message);
+        forget_owned(self);
         self.owner.store(POISONED, Ordering::Release);
     }
+
+    /// The slot to report from: the runtime's own for its owner (or once it is
+    /// poisoned, when nobody writes it any more), else the calling thread's.
+    fn reads_own_slot(&self) -> bool {
+        let owner = self.owner.load(Ordering::Acquire);
+        owner == current_thread_id() || owner == POISONED
+    }
+}
+
+/// The runtimes the calling thread owns. When a thread ends, its runtimes are
+/// detached, so that a thread created later — which may be handed the same
+/// thread pointer, since glibc reuses a finished thread's control block —
+/// is not mistaken for their owner; any thread may then attach them. This
+/// list, like the message slot, is per thread and touched only on the cold
+/// paths (new, attach, detach, free, poison).
+struct OwnedRuntimes(RefCell<Vec<*const Runtime>>);
+
+impl Drop for OwnedRuntimes {
+    fn drop(&mut self) {
+        let me = current_thread_id();
+        for &rt in self.0.borrow().iter() {
+            // SAFETY: a runtime is on this list only while this thread owns
+            // it, and an owned runtime can only be freed by its owner, which
+            // takes it off the list first; so `rt` is live.
+            let rt = unsafe { &*rt };
+            let _ = rt.owner.compare_exchange(me, DETACHED, Ordering::Release, Ordering::Relaxed);
+        }
+    }
+}
+
+thread_local! {
+    static OWNED: OwnedRuntimes = const { OwnedRuntimes(RefCell::new(Vec::new())) };
+}
+
+fn remember_owned(rt: &Runtime) {
+    let _ = OWNED.try_with(|owned| owned.0.borrow_mut().push(rt as *const Runtime));
+}
+
+fn forget_owned(rt: &Runtime) {
+    let _ = OWNED.try_with(|owned| owned.0.borrow_mut().retain(|&r| !std::ptr::eq(r, rt)));
 }
 
 /// Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
@@ -194,11 +240,10 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
         };
         let rt = Box::new(Runtime {
             owner: AtomicUsize::new(current_thread_id()),
-            last_error: UnsafeCell::new(CString::default()),
-            state: UnsafeCell::new(RuntimeState {
-                alloc: Allocator::new(alloc_cfg),
-            }),
+            last_error: UnsafeCell::new(ErrorSlot::empty()),
+            state: UnsafeCell::new(RuntimeState { alloc: Allocator::new(alloc_cfg) }),
         });
+        remember_owned(&rt);
         // SAFETY: `out` is non-null and writable per the contract.
         unsafe { write_out(out, Box::into_raw(rt)) };
         Status::PYMEM_OK
@@ -226,6 +271,8 @@ pub unsafe extern "C" fn pymem_runtime_free(rt: *mut Runtime) -> Status {
         return unsafe { (*rt).refuse("pymem_runtime_free") };
     }
     run_without_runtime("pymem_runtime_free", Status::PYMEM_ERR_PANIC, || {
+        // SAFETY: live per the contract.
+        forget_owned(unsafe { &*rt });
         // SAFETY: the caller owns it (or it is poisoned) and gives it up; it
         // came from Box::into_raw in pymem_runtime_new.
         drop(unsafe { Box::from_raw(rt) });
@@ -246,11 +293,11 @@ pub unsafe extern "C" fn pymem_runtime_attach(rt: *mut Runtime) -> Status {
     // SAFETY: live per the contract; only the atomic is touched.
     let rt = unsafe { &*rt };
     let me = current_thread_id();
-    match rt
-        .owner
-        .compare_exchange(DETACHED, me, Ordering::Acquire, Ordering::Relaxed)
-    {
-        Ok(_) => Status::PYMEM_OK,
+    match rt.owner.compare_exchange(DETACHED, me, Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => {
+            remember_owned(rt);
+            Status::PYMEM_OK
+        }
         Err(current) if current == me => Status::PYMEM_OK,
         Err(_) => rt.refuse("pymem_runtime_attach"),
     }
@@ -267,6 +314,7 @@ pub unsafe extern "C" fn pymem_runtime_detach(rt: *mut Runtime) -> Status {
     match unsafe { enter(rt, "pymem_runtime_detach") } {
         Err(status) => status,
         Ok(rt) => {
+            forget_owned(rt);
             rt.owner.store(DETACHED, Ordering::Release);
             Status::PYMEM_OK
         }
@@ -289,12 +337,35 @@ pub unsafe extern "C" fn pymem_last_error(rt: *const Runtime) -> *const c_char {
     }
     // SAFETY: live per the contract.
     let r = unsafe { &*rt };
-    let owner = r.owner.load(Ordering::Acquire);
-    if owner == current_thread_id() || owner == POISONED {
+    if r.reads_own_slot() {
         // SAFETY: the owner is the caller, or nobody writes any more (poisoned).
-        unsafe { (*r.last_error.get()).as_ptr() }
+        unsafe { (*r.last_error.get()).message.as_ptr() }
     } else {
         thread_error_ptr()
+    }
+}
+
+/// The status of the last failed call on `rt` (`PYMEM_OK` if none), with
+/// the same rules as `pymem_last_error`: `pymem_last_status(NULL)`, or a call
+/// from a thread that does not own `rt`, gives the calling thread's last
+/// status. Useful after `pymem_malloc`/`pymem_calloc`/`pymem_realloc`
+/// return NULL, to tell `PYMEM_ERR_NO_MEMORY` from `PYMEM_ERR_BUSY` or
+/// `PYMEM_ERR_INVALID_POINTER`.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_last_status(rt: *const Runtime) -> Status {
+    if rt.is_null() {
+        return thread_status();
+    }
+    // SAFETY: live per the contract.
+    let r = unsafe { &*rt };
+    if r.reads_own_slot() {
+        // SAFETY: as in `pymem_last_error`.
+        unsafe { (*r.last_error.get()).status }
+    } else {
+        thread_status()
     }
 }
 
@@ -308,6 +379,11 @@ pub extern "C" fn pymem_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_release_delay_is_the_allocators() {
+        assert_eq!(PYMEM_DEFAULT_POOL_RELEASE_DELAY, obmalloc::DEFAULT_POOL_RELEASE_DELAY);
+    }
 
     #[test]
     fn version_macros_match_the_crate() {

@@ -42,13 +42,10 @@ static void check_message_names(const pymem_runtime *rt, const void *p) {
  * PYMEM_ERR_NULL_ARGUMENT, and the thread's slot says which call. */
 static void test_null_runtime(void) {
     char probe = 0;
-    CHECK(pymem_malloc(NULL, 16) == NULL);
-    CHECK_MESSAGE(NULL, "pymem_malloc");
+    CHECK_NULL_FAILS(NULL, pymem_malloc(NULL, 16), PYMEM_ERR_NULL_ARGUMENT, "pymem_malloc");
     CHECK_MESSAGE(NULL, "NULL");
-    CHECK(pymem_calloc(NULL, 4, 4) == NULL);
-    CHECK_MESSAGE(NULL, "pymem_calloc");
-    CHECK(pymem_realloc(NULL, NULL, 16) == NULL);
-    CHECK_MESSAGE(NULL, "pymem_realloc");
+    CHECK_NULL_FAILS(NULL, pymem_calloc(NULL, 4, 4), PYMEM_ERR_NULL_ARGUMENT, "pymem_calloc");
+    CHECK_NULL_FAILS(NULL, pymem_realloc(NULL, NULL, 16), PYMEM_ERR_NULL_ARGUMENT, "pymem_realloc");
     CHECK(pymem_realloc(NULL, &probe, 16) == NULL);
     CHECK_EQ_U64(probe, 0);
     CHECK_MESSAGE(NULL, "pymem_realloc");
@@ -132,8 +129,7 @@ static void test_foreign_pointers(void) {
     CHECK_FAILS(rt, pymem_free(rt, &on_stack), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_MESSAGE(rt, "not a block");
     check_message_names(rt, &on_stack);
-    CHECK(pymem_realloc(rt, &on_stack, 128) == NULL);
-    CHECK_MESSAGE(rt, "invalid pointer");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, &on_stack, 128), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_EQ_U64(on_stack, 42);
 
     void *sys_small = malloc(64);
@@ -142,8 +138,7 @@ static void test_foreign_pointers(void) {
     CHECK_FAILS(rt, pymem_free(rt, sys_small), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     check_message_names(rt, sys_small);
     CHECK_FAILS(rt, pymem_free(rt, sys_large), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
-    CHECK(pymem_realloc(rt, sys_small, 10) == NULL);
-    CHECK_MESSAGE(rt, "invalid pointer");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, sys_small, 10), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     free(sys_small); /* still ours to free: pymem did not touch it */
     free(sys_large);
 
@@ -166,8 +161,7 @@ static void test_foreign_pointers(void) {
     check_message_names(rt, theirs_small);
     CHECK_FAILS(rt, pymem_free(rt, theirs_large), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_FAILS(rt, pymem_free(rt, theirs_huge), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
-    CHECK(pymem_realloc(rt, theirs_small, 32) == NULL);
-    CHECK_MESSAGE(rt, "invalid pointer");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, theirs_small, 32), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_FAILS(other, pymem_free(other, mine), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_STATS_EQ(stats_of(other), other_before);
     CHECK(((unsigned char *)theirs_small)[63] == 0x11);
@@ -196,12 +190,10 @@ static void test_interior_pointers(void) {
     check_message_names(rt, p); /* names the block it points into */
     CHECK_FAILS(rt, pymem_free(rt, p + 1), PYMEM_ERR_INVALID_POINTER, "interior");
     CHECK_FAILS(rt, pymem_free(rt, p + 63), PYMEM_ERR_INVALID_POINTER, "interior");
-    CHECK(pymem_realloc(rt, p + 8, 100) == NULL);
-    CHECK_MESSAGE(rt, "interior");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, p + 8, 100), PYMEM_ERR_INVALID_POINTER, "interior");
     CHECK_FAILS(rt, pymem_free(rt, big + 16), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_FAILS(rt, pymem_free(rt, huge + 4096), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
-    CHECK(pymem_realloc(rt, big + 1, 2000) == NULL);
-    CHECK_MESSAGE(rt, "invalid pointer");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, big + 1, 2000), PYMEM_ERR_INVALID_POINTER, "invalid pointer");
     CHECK_STATS_EQ(stats_of(rt), before);
 
     CHECK_OK(rt, pymem_free(rt, p));
@@ -271,11 +263,9 @@ static void test_limit(void) {
     pymem_runtime *rt = new_runtime(&cfg);
 
     /* One big request over the limit, on an empty runtime. */
-    CHECK(pymem_malloc(rt, 64 * MIB) == NULL);
-    CHECK_MESSAGE(rt, "out of memory");
+    CHECK_NULL_FAILS(rt, pymem_malloc(rt, 64 * MIB), PYMEM_ERR_NO_MEMORY, "out of memory");
     CHECK_MESSAGE(rt, "max_bytes");
-    CHECK(pymem_calloc(rt, 64, MIB) == NULL);
-    CHECK_MESSAGE(rt, "max_bytes");
+    CHECK_NULL_FAILS(rt, pymem_calloc(rt, 64, MIB), PYMEM_ERR_NO_MEMORY, "max_bytes");
     pymem_alloc_stats s = stats_of(rt);
     CHECK_EQ_U64(s.blocks_in_use, 0);
     CHECK_EQ_U64(s.bytes_reserved, 0);
@@ -302,12 +292,10 @@ static void test_limit(void) {
 
     /* Full: large blocks and growth are refused too, and change nothing. */
     const pymem_alloc_stats full = stats_of(rt);
-    CHECK(pymem_malloc(rt, 1000) == NULL);
-    CHECK_MESSAGE(rt, "max_bytes");
+    CHECK_NULL_FAILS(rt, pymem_malloc(rt, 1000), PYMEM_ERR_NO_MEMORY, "max_bytes");
     CHECK(pymem_calloc(rt, 1, 256) == NULL);
     memset(blocks[0], 0x77, 256);
-    CHECK(pymem_realloc(rt, blocks[0], 100 * KIB) == NULL); /* old block kept */
-    CHECK_MESSAGE(rt, "out of memory");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, blocks[0], 100 * KIB), PYMEM_ERR_NO_MEMORY, "out of memory"); /* old block kept */
     CHECK(((unsigned char *)blocks[0])[255] == 0x77);
     CHECK_STATS_EQ(stats_of(rt), full);
 
@@ -355,8 +343,7 @@ static void test_debug_hooks(void) {
         CHECK_FAILS(rt, pymem_free(rt, p), PYMEM_ERR_HEAP_CORRUPTION, "overrun");
         check_message_names(rt, p);
         CHECK_STATS_EQ(stats_of(rt), before); /* still allocated */
-        CHECK(pymem_realloc(rt, p, n * 2) == NULL);
-        CHECK_MESSAGE(rt, "overrun");
+        CHECK_NULL_FAILS(rt, pymem_realloc(rt, p, n * 2), PYMEM_ERR_HEAP_CORRUPTION, "overrun");
         CHECK_STATS_EQ(stats_of(rt), before);
         p[n] = 0xFD; /* repair */
 

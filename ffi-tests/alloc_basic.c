@@ -315,11 +315,9 @@ static void test_calloc(pymem_runtime *rt) {
 
     /* count * size overflows: NULL, PYMEM_ERR_NO_MEMORY's message, nothing changed. */
     const pymem_alloc_stats before = stats_of(rt);
-    CHECK(pymem_calloc(rt, SIZE_MAX, 2) == NULL);
-    CHECK_MESSAGE(rt, "out of memory");
+    CHECK_NULL_FAILS(rt, pymem_calloc(rt, SIZE_MAX, 2), PYMEM_ERR_NO_MEMORY, "out of memory");
     CHECK_MESSAGE(rt, "overflow");
-    CHECK(pymem_calloc(rt, 2, SIZE_MAX / 2 + 1) == NULL);
-    CHECK_MESSAGE(rt, "out of memory");
+    CHECK_NULL_FAILS(rt, pymem_calloc(rt, 2, SIZE_MAX / 2 + 1), PYMEM_ERR_NO_MEMORY, "out of memory");
     CHECK_STATS_EQ(stats_of(rt), before);
 
     CHECK_BLOCKS(rt, start);

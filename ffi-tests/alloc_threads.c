@@ -41,10 +41,8 @@ static void *foreign_thread(void *arg) {
     CHECK_MESSAGE(rt, BUSY_TEXT);
     CHECK_MESSAGE(rt, "pymem_malloc");
     CHECK_MESSAGE(NULL, BUSY_TEXT);
-    CHECK(pymem_calloc(rt, 2, 8) == NULL);
-    CHECK_MESSAGE(rt, "pymem_calloc");
-    CHECK(pymem_realloc(rt, a->block, 100) == NULL);
-    CHECK_MESSAGE(rt, "pymem_realloc");
+    CHECK_NULL_FAILS(rt, pymem_calloc(rt, 2, 8), PYMEM_ERR_BUSY, "pymem_calloc");
+    CHECK_NULL_FAILS(rt, pymem_realloc(rt, a->block, 100), PYMEM_ERR_BUSY, "pymem_realloc");
 
     CHECK_FAILS(rt, pymem_free(rt, a->block), PYMEM_ERR_BUSY, BUSY_TEXT);
     CHECK_MESSAGE(rt, "pymem_free");
@@ -318,8 +316,7 @@ static void *slot_thread(void *arg) {
 }
 
 static void test_thread_slots(void) {
-    CHECK(pymem_malloc(NULL, 1) == NULL);
-    CHECK_MESSAGE(NULL, "pymem_malloc");
+    CHECK_NULL_FAILS(NULL, pymem_malloc(NULL, 1), PYMEM_ERR_NULL_ARGUMENT, "pymem_malloc");
     const char *mine = pymem_last_error(NULL);
     on_thread(slot_thread, NULL);
     /* The other thread's failures did not touch this thread's slot. */

@@ -17,7 +17,12 @@
  *   CHECK_FAILS(rt, call, expected, needle)
  *                                    the status, and the message of rt's
  *                                    slot (or the thread's slot when rt is
- *                                    NULL) is non-empty and contains needle
+ *                                    NULL) is non-empty and contains needle;
+ *                                    pymem_last_status(rt) agrees
+ *   CHECK_NULL_FAILS(rt, call, expected, needle)
+ *                                    a malloc/calloc/realloc returned NULL,
+ *                                    pymem_last_status(rt) is expected and
+ *                                    the message contains needle
  *   CHECK_MESSAGE(rt, needle)        the last message contains needle
  *   CHECK_BLOCKS(rt, expected)       stats().blocks_in_use == expected
  *
@@ -122,6 +127,16 @@ static inline const char *check_message_(const pymem_runtime *rt) {
 #define CHECK_FAILS(rt, call, expected, needle)                                \
     do {                                                                       \
         CHECK_STATUS(rt, call, expected);                                      \
+        CHECK_STATUS(rt, pymem_last_status(rt), expected);                     \
+        CHECK_MESSAGE(rt, needle);                                             \
+    } while (0)
+
+/* A pointer-returning call (malloc/calloc/realloc) failed: NULL, and
+   pymem_last_status(rt) and the message tell why. */
+#define CHECK_NULL_FAILS(rt, call, expected, needle)                           \
+    do {                                                                       \
+        CHECKF((call) == NULL, "%s did not fail", #call);                      \
+        CHECK_STATUS(rt, pymem_last_status(rt), expected);                     \
         CHECK_MESSAGE(rt, needle);                                             \
     } while (0)
 

@@ -238,3 +238,78 @@ pub(crate) fn require<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+    use std::ptr;
+
+    use super::*;
+    use crate::alloc::{pymem_free, pymem_malloc};
+    use crate::runtime::{pymem_last_error, pymem_last_status, pymem_runtime_free, pymem_runtime_new};
+
+    fn message(rt: *const Runtime) -> String {
+        // SAFETY: `rt` is live or NULL; the message is a valid C string.
+        unsafe { CStr::from_ptr(pymem_last_error(rt)) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_poisons_the_runtime_and_never_unwinds_into_c() {
+        let mut rt: *mut Runtime = ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { pymem_runtime_new(ptr::null(), &mut rt) }, Status::PYMEM_OK);
+        // SAFETY: `rt` is live and owned by this thread.
+        let p = unsafe { pymem_malloc(rt, 32) };
+        assert!(!p.is_null());
+
+        // A body that panics, as a bug in pymem would.
+        // SAFETY: `rt` is live and owned by this thread.
+        let r = unsafe { enter(rt, "pymem_test") }.unwrap();
+        let (_, status) =
+            run(r, "pymem_test", (), |_state| -> Result<(), Failure> { panic!("an internal invariant broke") });
+        assert_eq!(status, Status::PYMEM_ERR_PANIC);
+        assert!(message(rt).contains("an internal invariant broke"), "{}", message(rt));
+        assert!(message(rt).contains("poisoned"));
+        // SAFETY: live runtime.
+        assert_eq!(unsafe { pymem_last_status(rt) }, Status::PYMEM_ERR_PANIC);
+
+        // Every later call is refused with PANIC, the state untouched.
+        // SAFETY: live runtime.
+        assert!(unsafe { pymem_malloc(rt, 32) }.is_null());
+        // SAFETY: NULL is allowed.
+        assert_eq!(unsafe { pymem_last_status(ptr::null()) }, Status::PYMEM_ERR_PANIC);
+        // SAFETY: live runtime; `p` is a block of it.
+        assert_eq!(unsafe { pymem_free(rt, p) }, Status::PYMEM_ERR_PANIC);
+
+        // A poisoned runtime can still be freed, from any thread.
+        let addr = rt as usize;
+        let status = std::thread::spawn(move || {
+            // SAFETY: the runtime is live; a poisoned one may be freed anywhere.
+            unsafe { pymem_runtime_free(addr as *mut Runtime) }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(status, Status::PYMEM_OK);
+    }
+
+    #[test]
+    fn failures_carry_the_function_name_and_status() {
+        let mut rt: *mut Runtime = ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { pymem_runtime_new(ptr::null(), &mut rt) }, Status::PYMEM_OK);
+        let mut local = 0u64;
+        // SAFETY: live runtime; the pointer is foreign, which pymem validates.
+        let status = unsafe { pymem_free(rt, (&mut local as *mut u64).cast()) };
+        assert_eq!(status, Status::PYMEM_ERR_INVALID_POINTER);
+        assert!(message(rt).starts_with("pymem_free: invalid pointer"), "{}", message(rt));
+        // SAFETY: live runtime.
+        assert_eq!(unsafe { pymem_last_status(rt) }, Status::PYMEM_ERR_INVALID_POINTER);
+        // SAFETY: live runtime.
+        assert!(unsafe { pymem_malloc(rt, usize::MAX) }.is_null());
+        // SAFETY: live runtime.
+        assert_eq!(unsafe { pymem_last_status(rt) }, Status::PYMEM_ERR_NO_MEMORY);
+        assert!(message(rt).starts_with("pymem_malloc: out of memory"), "{}", message(rt));
+        // SAFETY: live runtime owned by this thread.
+        assert_eq!(unsafe { pymem_runtime_free(rt) }, Status::PYMEM_OK);
+    }
+}

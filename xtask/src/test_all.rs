@@ -185,6 +185,8 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     });
     if built {
         ffi_tests(&mut r);
+        let dir = work.join("readme-example");
+        r.step("README.md's C example builds (-Werror) and prints what it says", || readme_example(root, &dir));
         dist_check(&mut r, &work.join("dist-check"));
     } else {
         r.skip("ffi-tests and the dist check (no release build)");
@@ -197,6 +199,28 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     println!("{} passed, {} failed", r.passed, r.failed);
     if r.failed > 0 {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The C example of README.md, the first ```c block, compiles with the
+/// strict flags against the release library, runs, and prints the double
+/// free the README says it prints: documentation that cannot rot.
+fn readme_example(root: &Path, dir: &Path) -> Result<(), String> {
+    let readme = std::fs::read_to_string(root.join("README.md")).map_err(|e| format!("reading README.md: {e}"))?;
+    let start = readme.find("```c\n").ok_or("README.md has no ```c block")? + "```c\n".len();
+    let len = readme[start..].find("```").ok_or("README.md's ```c block is not closed")?;
+    let source = dir.join("readme_example.c");
+    write_file(&source, &readme[start..start + len])?;
+    let exe = dir.join("readme_example");
+    let lib_dir = release_dir(root);
+    let mut cc = Command::new("gcc");
+    cc.current_dir(root).args(C_FLAGS).arg(&source).arg("-o").arg(&exe);
+    cc.arg(format!("-L{}", lib_dir.display())).arg("-lpymem").arg(format!("-Wl,-rpath,{}", lib_dir.display()));
+    output_checked(&mut cc)?;
+    let printed = output_checked(&mut c_program(&exe, root))?;
+    if !printed.contains("PYMEM_ERR_DOUBLE_FREE: pymem_free: double free") {
+        return Err(format!("unexpected output: {printed}"));
     }
     Ok(())
 }

@@ -488,7 +488,39 @@ static void test_spare_rule(void) {
     CHECK_OK(NULL, pymem_runtime_free(rt));
 }
 
+/* pymem_config_init reads the environment, as CPython reads PYTHONMALLOC;
+   pymem_runtime_new(NULL, ...) uses the same defaults. */
+static void test_environment(void) {
+    CHECK(setenv("PYMEM_MALLOC", "debug", 1) == 0);
+    CHECK(setenv("PYMEM_MAX_BYTES", "8388608", 1) == 0);
+    pymem_config cfg;
+    pymem_config_init(&cfg);
+    CHECK_EQ_U64(cfg.debug_hooks, 1);
+    CHECK_EQ_U64(cfg.max_bytes, 8 * MIB);
+    pymem_runtime *rt = NULL;
+    CHECK_OK(NULL, pymem_runtime_new(NULL, &rt));
+    unsigned char *p = (unsigned char *)pymem_malloc(rt, 40);
+    CHECK(p != NULL);
+    for (size_t i = 0; i < 40; i++)
+        CHECKF(p[i] == 0xCD, "byte %zu of a debug block is %#x, not 0xcd", i, p[i]);
+    CHECK_OK(rt, pymem_free(rt, p));
+    CHECK_NULL_FAILS(rt, pymem_malloc(rt, 16 * MIB), PYMEM_ERR_NO_MEMORY, "max_bytes");
+    CHECK_OK(NULL, pymem_runtime_free(rt));
+
+    /* A value it cannot take is ignored, and said so in the thread's slot. */
+    CHECK(setenv("PYMEM_GEOMETRY", "2.7", 1) == 0);
+    pymem_config_init(&cfg);
+    CHECK_EQ_U64(cfg.geometry, PYMEM_GEOMETRY_CPYTHON_310);
+    CHECK_EQ_U64(pymem_last_status(NULL), PYMEM_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE(NULL, "PYMEM_GEOMETRY");
+    CHECK(unsetenv("PYMEM_GEOMETRY") == 0 && unsetenv("PYMEM_MALLOC") == 0 && unsetenv("PYMEM_MAX_BYTES") == 0);
+    pymem_config_init(&cfg);
+    CHECK_EQ_U64(cfg.debug_hooks, 0);
+    CHECK_EQ_U64(cfg.max_bytes, 0);
+}
+
 int main(void) {
+    test_environment();
     test_spare_rule();
     test_version();
     test_status_names();

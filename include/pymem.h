@@ -334,7 +334,12 @@ void pymem_string_free(char *s);
 
 /**
  * Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
- * memory limit, a pool release delay of 256 pool events. NULL is ignored. Callable from any thread.
+ * memory limit, a pool release delay of 256 pool events; then applies the
+ * environment, as CPython reads `PYTHONMALLOC`:
+ * `PYMEM_MALLOC=debug|pymalloc` (debug hooks), `PYMEM_GEOMETRY=3.10|3.8`,
+ * `PYMEM_MAX_BYTES=<bytes>`, `PYMEM_POOL_RELEASE_DELAY=<events>`. A value
+ * it cannot accept is ignored, with a message in `pymem_last_error(NULL)`.
+ * NULL is ignored. Callable from any thread.
  *
  * # Safety
  * `cfg` is NULL or points to writable memory for a `pymem_config`.
@@ -343,7 +348,8 @@ void pymem_config_init(pymem_config *cfg);
 
 /**
  * Creates a runtime owned by the calling thread and stores it in `*out`.
- * `cfg` may be NULL for the defaults; it is copied, not kept. On failure
+ * `cfg` may be NULL for the defaults (those of `pymem_config_init`,
+ * environment included); it is copied, not kept. On failure
  * `*out` is untouched and `pymem_last_error(NULL)` says why.
  * Free it with `pymem_runtime_free`.
  *

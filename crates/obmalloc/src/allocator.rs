@@ -5,8 +5,8 @@
 //! invariants kept by the slow paths:
 //! - every pool in `usedpools[class]` has a free block (`freeblock != null`);
 //! - the arena map knows exactly our arenas, and each pool's bitmap knows
-//!   exactly its allocated blocks, so a free is validated with two table
-//!   loads, a multiply and a bit test before anything is written.
+//!   exactly its allocated blocks, so a free is validated with one cache
+//!   load, a multiply and a bit test before anything is written.
 
 use std::ptr::{self, NonNull};
 
@@ -81,7 +81,8 @@ pub struct Allocator {
     /// Every mapped arena; `ArenaMeta::index` is its position.
     pub(crate) arenas: Vec<*mut ArenaMeta>,
     usable: UsableArenas,
-    /// Arenas with all pools free (at most one is kept).
+    /// Arenas with all pools free (one spare; more only while the release
+    /// delay has not passed).
     wholly_free: u32,
     large: HashMap<usize, LargeBlock>,
     recent_large_frees: [usize; RECENT_LARGE_FREES],
@@ -1064,6 +1065,7 @@ impl Allocator {
                 }
             }
         }
+        self.map.check_cache();
         let large_reserved: usize = self.large.values().map(|b| b.reserved()).sum();
         assert_eq!(self.reserved, self.arenas.len() * self.arena_size + large_reserved);
     }

@@ -135,6 +135,14 @@ impl ArenaMap {
         }
     }
 
+    /// Asserts that every filled cache slot agrees with the tree.
+    pub(crate) fn check_cache(&self) {
+        for slot in self.cache.iter().filter(|s| s.key != NO_KEY) {
+            assert!(!slot.meta.is_null(), "a cache slot with a key but no arena");
+            assert_eq!(self.lookup(slot.key << self.arena_shift), slot.meta, "cache slot disagrees with the tree");
+        }
+    }
+
     /// Number of leaves allocated (CPython prints its node counts the same way).
     pub(crate) fn leaf_count(&self) -> usize {
         self.leaves

@@ -60,7 +60,79 @@ impl Default for Config {
     }
 }
 
+/// One environment override: the variable, what it accepts, and how it
+/// changes the configuration (`false`: the value is not accepted).
+struct EnvOverride {
+    name: &'static str,
+    accepts: &'static str,
+    apply: fn(&mut Config, &str) -> bool,
+}
+
+/// The environment overrides `pymem_config_init` applies, in one table (as
+/// mimalloc reads `MIMALLOC_<option>`): the knobs a CPython user turns with
+/// `PYTHONMALLOC=debug`, without recompiling the host.
+const ENV_OVERRIDES: &[EnvOverride] = &[
+    EnvOverride {
+        name: "PYMEM_MALLOC",
+        accepts: "debug | pymalloc",
+        apply: |c, v| match v {
+            "debug" | "pymalloc_debug" => {
+                c.debug_hooks = 1;
+                true
+            }
+            "pymalloc" | "default" => {
+                c.debug_hooks = 0;
+                true
+            }
+            _ => false,
+        },
+    },
+    EnvOverride {
+        name: "PYMEM_GEOMETRY",
+        accepts: "3.10 | 3.8",
+        apply: |c, v| match v {
+            "3.10" | "cpython310" => {
+                c.geometry = PYMEM_GEOMETRY_CPYTHON_310;
+                true
+            }
+            "3.8" | "cpython38" => {
+                c.geometry = PYMEM_GEOMETRY_CPYTHON_38;
+                true
+            }
+            _ => false,
+        },
+    },
+    EnvOverride {
+        name: "PYMEM_MAX_BYTES",
+        accepts: "a byte count (0 = no limit)",
+        apply: |c, v| v.parse().map(|n| c.max_bytes = n).is_ok(),
+    },
+    EnvOverride {
+        name: "PYMEM_POOL_RELEASE_DELAY",
+        accepts: "a count of pool events (0 = at once)",
+        apply: |c, v| v.parse().map(|n| c.pool_release_delay = n).is_ok(),
+    },
+];
+
 impl Config {
+    /// The defaults with the environment overrides applied. A value that is
+    /// not accepted is ignored and said so in the calling thread's message
+    /// slot (`pymem_last_error(NULL)`).
+    fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let mut cfg = Config::default();
+        for o in ENV_OVERRIDES {
+            if let Some(value) = lookup(o.name) {
+                if !(o.apply)(&mut cfg, value.trim()) {
+                    thread_error(
+                        Status::PYMEM_ERR_INVALID_ARGUMENT,
+                        &format!("pymem_config_init: ignored {}={value:?} (accepts {})", o.name, o.accepts),
+                    );
+                }
+            }
+        }
+        cfg
+    }
+
     fn to_allocator_config(self) -> Result<obmalloc::Config, String> {
         let geometry = match self.geometry {
             PYMEM_GEOMETRY_CPYTHON_310 => Geometry::Cpython310,
@@ -202,20 +274,30 @@ fn forget_owned(rt: &Runtime) {
 }
 
 /// Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
-/// memory limit, a pool release delay of 256 pool events. NULL is ignored. Callable from any thread.
+/// memory limit, a pool release delay of 256 pool events; then applies the
+/// environment, as CPython reads `PYTHONMALLOC`:
+/// `PYMEM_MALLOC=debug|pymalloc` (debug hooks), `PYMEM_GEOMETRY=3.10|3.8`,
+/// `PYMEM_MAX_BYTES=<bytes>`, `PYMEM_POOL_RELEASE_DELAY=<events>`. A value
+/// it cannot accept is ignored, with a message in `pymem_last_error(NULL)`.
+/// NULL is ignored. Callable from any thread.
 ///
 /// # Safety
 /// `cfg` is NULL or points to writable memory for a `pymem_config`.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_config_init(cfg: *mut Config) {
-    if !cfg.is_null() {
-        // SAFETY: non-null and writable per the contract.
-        unsafe { cfg.write(Config::default()) };
+    if cfg.is_null() {
+        return;
     }
+    let defaults = run_without_runtime("pymem_config_init", Config::default(), || {
+        Config::from_environment(|name| std::env::var(name).ok())
+    });
+    // SAFETY: non-null and writable per the contract.
+    unsafe { cfg.write(defaults) };
 }
 
 /// Creates a runtime owned by the calling thread and stores it in `*out`.
-/// `cfg` may be NULL for the defaults; it is copied, not kept. On failure
+/// `cfg` may be NULL for the defaults (those of `pymem_config_init`,
+/// environment included); it is copied, not kept. On failure
 /// `*out` is untouched and `pymem_last_error(NULL)` says why.
 /// Free it with `pymem_runtime_free`.
 ///
@@ -229,7 +311,7 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
             return thread_error(Status::PYMEM_ERR_NULL_ARGUMENT, "pymem_runtime_new: out is NULL");
         }
         let cfg = if cfg.is_null() {
-            Config::default()
+            Config::from_environment(|name| std::env::var(name).ok())
         } else {
             // SAFETY: non-null and initialised per the contract.
             unsafe { *cfg }
@@ -379,6 +461,34 @@ pub extern "C" fn pymem_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_overrides_apply_and_bad_values_are_reported() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        };
+        let cfg = Config::from_environment(env(&[
+            ("PYMEM_MALLOC", "debug"),
+            ("PYMEM_GEOMETRY", "3.8"),
+            ("PYMEM_MAX_BYTES", "1048576"),
+            ("PYMEM_POOL_RELEASE_DELAY", " 0 "),
+        ]));
+        assert_eq!(cfg.debug_hooks, 1);
+        assert_eq!(cfg.geometry, PYMEM_GEOMETRY_CPYTHON_38);
+        assert_eq!(cfg.max_bytes, 1 << 20);
+        assert_eq!(cfg.pool_release_delay, 0);
+
+        let cfg = Config::from_environment(env(&[("PYMEM_GEOMETRY", "3.9"), ("PYMEM_MAX_BYTES", "lots")]));
+        assert_eq!(cfg.geometry, PYMEM_GEOMETRY_CPYTHON_310, "a bad value leaves the default");
+        assert_eq!(cfg.max_bytes, 0);
+        assert_eq!(thread_status(), Status::PYMEM_ERR_INVALID_ARGUMENT);
+        // SAFETY: NULL is allowed; the message is a valid C string.
+        let message = unsafe { std::ffi::CStr::from_ptr(pymem_last_error(std::ptr::null())) };
+        assert!(message.to_string_lossy().contains("PYMEM_MAX_BYTES=\"lots\""), "{message:?}");
+
+        let cfg = Config::from_environment(env(&[]));
+        assert_eq!((cfg.debug_hooks, cfg.max_bytes), (0, 0));
+    }
 
     #[test]
     fn default_release_delay_is_the_allocators() {

@@ -358,13 +358,13 @@ impl Allocator {
         // The cache is never filled with debug hooks on, so debug frees
         // always reach `free_slow`, which checks the guards.
         {
-            let arena = self.map.cached(addr);
-            if !arena.is_null() {
-                // Arenas are aligned to their size, so the pool number is
-                // just address bits: no need to read the arena's base.
-                let pool_number = (addr >> self.pool_shift) & (POOLS_PER_ARENA - 1);
+            // Arenas are aligned to their size and hold 64 pools, so the
+            // pool's number in the address space gives both the arena's
+            // (its high bits) and the pool's place in it (its low 6 bits).
+            let pool_number = addr >> self.pool_shift;
+            if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
                 // SAFETY: the map only holds live arenas.
-                let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number] };
+                let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
                 // SAFETY: live pool metadata.
                 let m = unsafe { &*pool };
                 let (index, on_block_start) = m.locate_block(addr);

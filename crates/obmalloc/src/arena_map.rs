@@ -64,18 +64,14 @@ impl ArenaMap {
         }
     }
 
-    /// The arena containing `addr` if the cache knows it, else null (which
-    /// does not mean the address is foreign: ask [`ArenaMap::lookup`]).
-    /// A slot holding a real key always holds non-null metadata.
+    /// The arena numbered `key` (`addr >> arena_shift`) if the cache knows
+    /// it, else `None` — which does not mean the address is foreign: ask
+    /// [`ArenaMap::lookup`]. A slot holding a real key always holds non-null
+    /// metadata.
     #[inline(always)]
-    pub(crate) fn cached(&self, addr: usize) -> *mut ArenaMeta {
-        let key = addr >> self.arena_shift;
+    pub(crate) fn cached_arena_number(&self, key: usize) -> Option<*mut ArenaMeta> {
         let slot = &self.cache[key & (CACHE_SLOTS - 1)];
-        if slot.key == key {
-            slot.meta
-        } else {
-            ptr::null_mut()
-        }
+        (slot.key == key).then_some(slot.meta)
     }
 
     /// Puts a tree hit in the cache so the next lookup is fast.

@@ -12,8 +12,10 @@
 //!    runtime and returns `PYMEM_ERR_PANIC` instead of unwinding into C;
 //! 4. records the message of a failure in the runtime's slot.
 //!
-//! The thread-local message slot below is the only state of the library that
-//! lives outside a handle (API.md, Conventions).
+//! Outside the handles the library keeps only per-thread state: the message
+//! slot below (API.md, Conventions) and, in `runtime.rs`, the list of
+//! runtimes a thread owns, so that its exit can detach them. Both are touched
+//! only on cold paths; nothing is shared between threads.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -98,18 +100,20 @@ pub(crate) fn c_message(message: &str) -> CString {
 #[cold]
 pub(crate) fn thread_error(status: Status, message: &str) -> Status {
     let message = c_message(message);
-    THREAD_ERROR.with(|slot| *slot.borrow_mut() = ErrorSlot { status, message });
+    // `try_with`: during the thread's exit (a host calling pymem from its own
+    // thread-local destructors) the slot may be gone; then nothing is kept.
+    let _ = THREAD_ERROR.try_with(|slot| *slot.borrow_mut() = ErrorSlot { status, message });
     status
 }
 
 /// The calling thread's message, valid until the next failure on this thread.
 pub(crate) fn thread_error_ptr() -> *const c_char {
-    THREAD_ERROR.with(|slot| slot.borrow().message.as_ptr())
+    THREAD_ERROR.try_with(|slot| slot.borrow().message.as_ptr()).unwrap_or(c"".as_ptr())
 }
 
 /// The calling thread's last failure status.
 pub(crate) fn thread_status() -> Status {
-    THREAD_ERROR.with(|slot| slot.borrow().status)
+    THREAD_ERROR.try_with(|slot| slot.borrow().status).unwrap_or(Status::PYMEM_OK)
 }
 
 #[cold]

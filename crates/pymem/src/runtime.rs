@@ -374,15 +374,17 @@ pub unsafe extern "C" fn pymem_runtime_attach(rt: *mut Runtime) -> Status {
     }
     // SAFETY: live per the contract; only the atomic is touched.
     let rt = unsafe { &*rt };
-    let me = current_thread_id();
-    match rt.owner.compare_exchange(DETACHED, me, Ordering::Acquire, Ordering::Relaxed) {
-        Ok(_) => {
-            remember_owned(rt);
-            Status::PYMEM_OK
+    run_without_runtime("pymem_runtime_attach", Status::PYMEM_ERR_PANIC, || {
+        let me = current_thread_id();
+        match rt.owner.compare_exchange(DETACHED, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => {
+                remember_owned(rt);
+                Status::PYMEM_OK
+            }
+            Err(current) if current == me => Status::PYMEM_OK,
+            Err(_) => rt.refuse("pymem_runtime_attach"),
         }
-        Err(current) if current == me => Status::PYMEM_OK,
-        Err(_) => rt.refuse("pymem_runtime_attach"),
-    }
+    })
 }
 
 /// Gives up the calling thread's ownership, so that another thread may
@@ -395,11 +397,11 @@ pub unsafe extern "C" fn pymem_runtime_detach(rt: *mut Runtime) -> Status {
     // SAFETY: the C caller passes NULL or a live runtime (API contract).
     match unsafe { enter(rt, "pymem_runtime_detach") } {
         Err(status) => status,
-        Ok(rt) => {
+        Ok(rt) => run_without_runtime("pymem_runtime_detach", Status::PYMEM_ERR_PANIC, || {
             forget_owned(rt);
             rt.owner.store(DETACHED, Ordering::Release);
             Status::PYMEM_OK
-        }
+        }),
     }
 }
 

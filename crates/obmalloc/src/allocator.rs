@@ -3,7 +3,8 @@
 //! Read `malloc` and `free` first: each is a short inline fast path that
 //! leaves on one branch for everything else. The fast paths rely on two
 //! invariants kept by the slow paths:
-//! - every pool in `usedpools[class]` has a free block (`freeblock != null`);
+//! - every pool in a `usedpools` ring (one per class and block kind) has a
+//!   free block (`freeblock != null`);
 //! - the arena map knows exactly our arenas, and each pool's bitmap knows
 //!   exactly its allocated blocks, so a free is validated with one cache
 //!   load, a multiply and a bit test before anything is written.
@@ -18,7 +19,7 @@ use crate::debug_hooks;
 use crate::os;
 use crate::pool::{PoolMeta, PoolState, MAX_POOL_SIZE};
 use crate::size_class::{block_size, class_of, NUM_CLASSES, SMALL_REQUEST_THRESHOLD};
-use crate::{AllocError, Config, InvalidReason};
+use crate::{AllocError, BlockKind, Config, InvalidReason};
 
 /// Large blocks at least this big get their own mapping (returned to the OS
 /// on free, whatever glibc's dynamic threshold says); smaller ones come from
@@ -31,6 +32,7 @@ const RECENT_LARGE_FREES: usize = 32;
 
 #[derive(Clone, Copy, Debug)]
 struct LargeBlock {
+    kind: BlockKind,
     /// Bytes requested.
     size: usize,
     /// Length of its own mapping, or 0 when it came from `malloc`.
@@ -53,6 +55,25 @@ enum Located {
     Large(LargeBlock),
 }
 
+impl Located {
+    fn kind(&self) -> BlockKind {
+        match self {
+            // SAFETY: a located pool is live.
+            Located::Small { pool, .. } => unsafe { (**pool).kind },
+            Located::Large(block) => block.kind,
+        }
+    }
+}
+
+/// The number of rings in `usedpools`: one per class and kind.
+const RINGS: usize = NUM_CLASSES * 2;
+
+/// The `usedpools` ring of a class and kind: raw rings first, then objects.
+#[inline(always)]
+const fn ring_of(kind: BlockKind, class: usize) -> usize {
+    (kind as usize) * NUM_CLASSES + class
+}
+
 /// Running totals that cannot be recomputed by walking the arenas.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct Counters {
@@ -67,8 +88,9 @@ pub(crate) struct Counters {
 /// CPython's small-object allocator with validated frees. One per runtime;
 /// not shared between threads (it is `Send`, not `Sync`).
 pub struct Allocator {
-    /// Per class, a ring of pools with free blocks (null when none).
-    usedpools: [*mut PoolMeta; NUM_CLASSES],
+    /// Per class and kind (`ring_of`), a ring of pools with free blocks
+    /// (null when none).
+    usedpools: [*mut PoolMeta; RINGS],
     map: ArenaMap,
     /// `malloc`'s fast path serves sizes `1..=fast_path_limit`: 512, or 0
     /// with debug hooks (every block then takes the slow path that adds
@@ -115,7 +137,7 @@ impl Allocator {
         let arena_size = config.geometry.arena_size();
         debug_assert!(pool_size <= MAX_POOL_SIZE && arena_size == pool_size * POOLS_PER_ARENA);
         Allocator {
-            usedpools: [ptr::null_mut(); NUM_CLASSES],
+            usedpools: [ptr::null_mut(); RINGS],
             map: ArenaMap::new(arena_size.trailing_zeros(), !config.debug_hooks),
             fast_path_limit: if config.debug_hooks { 0 } else { SMALL_REQUEST_THRESHOLD },
             debug: config.debug_hooks,
@@ -149,19 +171,32 @@ impl Allocator {
     #[inline(always)]
     pub fn malloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
         if n.wrapping_sub(1) < self.fast_path_limit {
-            if let Some(block) = self.alloc_from_used_pool(class_of(n)) {
+            if let Some(block) = self.alloc_from_used_pool(ring_of(BlockKind::Raw, class_of(n))) {
                 return Ok(block);
             }
         }
         self.malloc_slow(n)
     }
 
-    /// Pops a block from the first used pool of `class`, if there is one.
+    /// Allocates an object block of `n` bytes (1..): from the object pools,
+    /// never with debug hooks (objects are written by pymem, not the host).
+    /// Free it with [`Allocator::free_object`].
     #[inline(always)]
-    fn alloc_from_used_pool(&mut self, class: usize) -> Option<NonNull<u8>> {
-        // `class < 32` always (callers pass `class_of(n)` with n <= 512); the
-        // mask only spares a bounds check.
-        let pool = self.usedpools[class & (NUM_CLASSES - 1)];
+    pub fn malloc_object(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
+            if let Some(block) = self.alloc_from_used_pool(ring_of(BlockKind::Object, class_of(n))) {
+                return Ok(block);
+            }
+        }
+        self.alloc_kind(n, BlockKind::Object)
+    }
+
+    /// Pops a block from the first pool of a `usedpools` ring, if there is one.
+    #[inline(always)]
+    fn alloc_from_used_pool(&mut self, ring: usize) -> Option<NonNull<u8>> {
+        // `ring < RINGS` always (callers pass `ring_of(..)`); the mask only
+        // spares a bounds check.
+        let pool = self.usedpools[ring & (RINGS - 1)];
         if pool.is_null() {
             return None;
         }
@@ -190,26 +225,28 @@ impl Allocator {
             let total = n
                 .checked_add(debug_hooks::OVERHEAD)
                 .ok_or(AllocError::NoMemory { requested: n, reason: "size overflows" })?;
-            let raw = self.raw_malloc(total)?;
+            let raw = self.alloc_kind(total, BlockKind::Raw)?;
             // SAFETY: `raw` is a fresh block of `total = n + OVERHEAD` bytes.
             let user = unsafe { debug_hooks::write_fresh(raw.as_ptr(), n) };
             // SAFETY: `user` is `raw + 16`, inside the block.
             return Ok(unsafe { NonNull::new_unchecked(user) });
         }
-        self.raw_malloc(n)
+        self.alloc_kind(n, BlockKind::Raw)
     }
 
     /// Allocation without debug hooks.
-    fn raw_malloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+    #[cold]
+    #[inline(never)]
+    fn alloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
         let n = n.max(1);
         if n <= SMALL_REQUEST_THRESHOLD {
             let class = class_of(n);
-            if let Some(block) = self.alloc_from_used_pool(class) {
+            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class)) {
                 return Ok(block);
             }
-            return self.alloc_from_new_pool(class);
+            return self.alloc_from_new_pool(class, kind);
         }
-        self.large_alloc(n)
+        self.large_alloc(n, kind)
     }
 
     /// The pool's free list just ran dry: carve the next block, or, when the
@@ -238,20 +275,21 @@ impl Allocator {
     /// free pool (mapping a new arena if none) and serve the first block.
     #[cold]
     #[inline(never)]
-    fn alloc_from_new_pool(&mut self, class: usize) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_from_new_pool(&mut self, class: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
         let pool = self.take_pool()?;
         let size = block_size(class);
         // SAFETY: `take_pool` returns a live pool not on any list.
         unsafe {
             let p = &mut *pool;
             let block;
-            if p.state == PoolState::Empty && p.class as usize == class {
+            if p.state == PoolState::Empty && p.class as usize == class && p.kind == kind {
                 // Same class as before it emptied: its free list is intact
                 // and holds at least two blocks (every class fits >= 8).
                 block = p.freeblock;
                 p.freeblock = *(block as *const *mut u8);
             } else {
                 p.set_class(class);
+                p.kind = kind;
                 block = p.base as *mut u8;
                 p.freeblock = block.add(size);
                 *(p.freeblock as *mut *mut u8) = ptr::null_mut();
@@ -368,7 +406,7 @@ impl Allocator {
                 // SAFETY: live pool metadata.
                 let m = unsafe { &*pool };
                 let (index, on_block_start) = m.locate_block(addr);
-                if on_block_start && m.is_allocated(index) {
+                if on_block_start && m.is_allocated(index) && m.kind == BlockKind::Raw {
                     // SAFETY: validated just above: block `index` at `p` is
                     // allocated in `pool`.
                     unsafe { self.release_block(pool, index, p) };
@@ -377,6 +415,57 @@ impl Allocator {
             }
         }
         self.free_slow(p)
+    }
+
+    /// Frees an object block from [`Allocator::malloc_object`], validated
+    /// like [`Allocator::free`]; a raw block is refused (`WrongKind`).
+    // Not `unsafe`: `p` is validated before anything is written through it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    #[inline(always)]
+    pub fn free_object(&mut self, p: *mut u8) -> Result<(), AllocError> {
+        let addr = p as usize;
+        let pool_number = addr >> self.pool_shift;
+        if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
+            // SAFETY: the map only holds live arenas.
+            let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
+            // SAFETY: live pool metadata.
+            let m = unsafe { &*pool };
+            let (index, on_block_start) = m.locate_block(addr);
+            if on_block_start && m.is_allocated(index) && m.kind == BlockKind::Object {
+                // SAFETY: validated just above.
+                unsafe { self.release_block(pool, index, p) };
+                return Ok(());
+            }
+        }
+        self.free_object_slow(p)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_object_slow(&mut self, p: *mut u8) -> Result<(), AllocError> {
+        let located = self.locate_kind(p as usize, BlockKind::Object)?;
+        self.release_located(located, p)
+    }
+
+    /// Whether `p` is the start of a live object block of this allocator:
+    /// the O(1) test by which the layers above validate object pointers.
+    #[inline(always)]
+    pub fn is_live_object(&self, p: *const u8) -> bool {
+        let addr = p as usize;
+        let pool_number = addr >> self.pool_shift;
+        if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
+            // SAFETY: the map only holds live arenas.
+            let m = unsafe { &(*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
+            let (index, on_block_start) = m.locate_block(addr);
+            return on_block_start && m.is_allocated(index) && m.kind == BlockKind::Object;
+        }
+        self.is_live_object_slow(addr)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn is_live_object_slow(&self, addr: usize) -> bool {
+        self.locate_kind(addr, BlockKind::Object).is_ok()
     }
 
     /// Puts a validated block back on its pool's free list.
@@ -509,7 +598,7 @@ impl Allocator {
             let (located, _) = self.check_debug_block(p, raw)?;
             return self.release_located(located, raw);
         }
-        let located = self.locate(p as usize)?;
+        let located = self.locate_kind(p as usize, BlockKind::Raw)?;
         if let Located::Small { pool, .. } = located {
             // A valid block the cache did not know: remember its arena.
             // SAFETY: `pool` is live (just located).
@@ -525,6 +614,16 @@ impl Allocator {
             Located::Large(block) => self.large_free(p as usize, block),
         }
         Ok(())
+    }
+
+    /// Validates that `addr` is a live block of ours of `kind`.
+    fn locate_kind(&self, addr: usize, kind: BlockKind) -> Result<Located, AllocError> {
+        let located = self.locate(addr)?;
+        let actual = located.kind();
+        if actual != kind {
+            return Err(AllocError::InvalidPointer { addr, reason: InvalidReason::WrongKind { actual } });
+        }
+        Ok(located)
     }
 
     /// Validates that `addr` is a live block of ours, without changing anything.
@@ -568,7 +667,7 @@ impl Allocator {
     /// Validates a debug-mode pointer and its guard bytes. Returns where the
     /// raw block lives and the size the user asked for.
     fn check_debug_block(&self, user: *mut u8, raw: *mut u8) -> Result<(Located, usize), AllocError> {
-        let located = self.locate(raw as usize).map_err(|e| e.with_addr(user as usize))?;
+        let located = self.locate_kind(raw as usize, BlockKind::Raw).map_err(|e| e.with_addr(user as usize))?;
         let capacity = match &located {
             // SAFETY: `pool` is live (just located).
             Located::Small { pool, .. } => block_size(unsafe { (**pool).class } as usize),
@@ -614,7 +713,7 @@ impl Allocator {
         if self.debug {
             return self.debug_realloc(p, n);
         }
-        match self.locate(p as usize)? {
+        match self.locate_kind(p as usize, BlockKind::Raw)? {
             Located::Small { pool, index } => {
                 // SAFETY: `pool` is live (just located).
                 let size = block_size(unsafe { (*pool).class } as usize);
@@ -623,7 +722,7 @@ impl Allocator {
                     // SAFETY: `p` is a live block.
                     return Ok(unsafe { NonNull::new_unchecked(p) });
                 }
-                let new = self.raw_malloc(want)?;
+                let new = self.alloc_kind(want, BlockKind::Raw)?;
                 // SAFETY: both blocks are live and distinct; we copy what fits.
                 unsafe {
                     ptr::copy_nonoverlapping(p, new.as_ptr(), want.min(size));
@@ -639,7 +738,7 @@ impl Allocator {
         let raw = (p as usize).wrapping_sub(debug_hooks::HEAD) as *mut u8;
         // Check the guards before anything moves, but do not mark it dead yet:
         // if the new allocation fails the old block must stay intact.
-        let located = self.locate(raw as usize).map_err(|e| e.with_addr(p as usize))?;
+        let located = self.locate_kind(raw as usize, BlockKind::Raw).map_err(|e| e.with_addr(p as usize))?;
         let capacity = match &located {
             // SAFETY: live pool.
             Located::Small { pool, .. } => block_size(unsafe { (**pool).class } as usize),
@@ -662,9 +761,9 @@ impl Allocator {
     // ------------------------------------------------------------------
     // large blocks
 
-    fn large_alloc(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+    fn large_alloc(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
         let mapped = mapping_len(n)?;
-        let block = LargeBlock { size: n, mapped };
+        let block = LargeBlock { kind, size: n, mapped };
         self.check_limit(block.reserved())?;
         let addr = if mapped > 0 {
             os::map(mapped).unwrap_or(0)
@@ -714,7 +813,7 @@ impl Allocator {
 
     fn large_realloc(&mut self, addr: usize, old: LargeBlock, n: usize) -> Result<NonNull<u8>, AllocError> {
         let mapped = mapping_len(n)?;
-        let new = LargeBlock { size: n, mapped };
+        let new = LargeBlock { kind: old.kind, size: n, mapped };
         let growth = new.reserved().saturating_sub(old.reserved());
         self.check_limit(growth)?;
         let new_addr = match (old.mapped > 0, mapped > 0) {
@@ -859,8 +958,8 @@ impl Allocator {
     unsafe fn link_used_front(&mut self, pool: *mut PoolMeta) {
         // SAFETY: contract; ring members are live.
         unsafe {
-            let class = (*pool).class as usize;
-            let head = self.usedpools[class];
+            let ring = ring_of((*pool).kind, (*pool).class as usize);
+            let head = self.usedpools[ring];
             if head.is_null() {
                 (*pool).next = pool;
                 (*pool).prev = pool;
@@ -870,7 +969,7 @@ impl Allocator {
                 (*(*head).prev).next = pool;
                 (*head).prev = pool;
             }
-            self.usedpools[class] = pool;
+            self.usedpools[ring] = pool;
         }
     }
 
@@ -880,11 +979,11 @@ impl Allocator {
         // SAFETY: contract; linking at the front and moving the head one
         // step on puts `pool` last in the ring.
         unsafe {
-            let class = (*pool).class as usize;
-            let head = self.usedpools[class];
+            let ring = ring_of((*pool).kind, (*pool).class as usize);
+            let head = self.usedpools[ring];
             self.link_used_front(pool);
             if !head.is_null() {
-                self.usedpools[class] = head;
+                self.usedpools[ring] = head;
             }
         }
     }
@@ -894,15 +993,15 @@ impl Allocator {
     unsafe fn unlink_used(&mut self, pool: *mut PoolMeta) {
         // SAFETY: contract; ring members are live.
         unsafe {
-            let class = (*pool).class as usize;
+            let ring = ring_of((*pool).kind, (*pool).class as usize);
             let next = (*pool).next;
             if next == pool {
-                self.usedpools[class] = ptr::null_mut();
+                self.usedpools[ring] = ptr::null_mut();
             } else {
                 (*(*pool).prev).next = next;
                 (*next).prev = (*pool).prev;
-                if self.usedpools[class] == pool {
-                    self.usedpools[class] = next;
+                if self.usedpools[ring] == pool {
+                    self.usedpools[ring] = next;
                 }
             }
             (*pool).next = ptr::null_mut();
@@ -919,7 +1018,7 @@ impl Allocator {
     pub fn usable_size(&self, p: *mut u8) -> Result<usize, AllocError> {
         if self.debug {
             let raw = (p as usize).wrapping_sub(debug_hooks::HEAD);
-            let located = self.locate(raw).map_err(|e| e.with_addr(p as usize))?;
+            let located = self.locate_kind(raw, BlockKind::Raw).map_err(|e| e.with_addr(p as usize))?;
             let capacity = match &located {
                 // SAFETY: live pool.
                 Located::Small { pool, .. } => block_size(unsafe { (**pool).class } as usize),
@@ -929,7 +1028,7 @@ impl Allocator {
             return unsafe { debug_hooks::check(raw as *const u8, capacity) }
                 .map_err(|detail| AllocError::HeapCorruption { addr: p as usize, detail });
         }
-        match self.locate(p as usize)? {
+        match self.locate_kind(p as usize, BlockKind::Raw)? {
             // SAFETY: live pool.
             Located::Small { pool, .. } => Ok(block_size(unsafe { (*pool).class } as usize)),
             Located::Large(b) => Ok(b.size),
@@ -977,7 +1076,7 @@ impl Allocator {
                     PoolState::Released => released += 1,
                     PoolState::Used => {
                         // It must be on its class ring.
-                        let head = self.usedpools[pool.class as usize];
+                        let head = self.usedpools[ring_of(pool.kind, pool.class as usize)];
                         assert!(!head.is_null());
                         let mut q = head;
                         let mut found = false;
@@ -1047,7 +1146,7 @@ impl Allocator {
             }
         }
         // usedpools rings: members are Used pools of that class.
-        for (class, &head) in self.usedpools.iter().enumerate() {
+        for (ring, &head) in self.usedpools.iter().enumerate() {
             if head.is_null() {
                 continue;
             }
@@ -1056,7 +1155,7 @@ impl Allocator {
                 // SAFETY: ring members are live.
                 let m = unsafe { &*q };
                 assert_eq!(m.state, PoolState::Used);
-                assert_eq!(m.class as usize, class);
+                assert_eq!(ring_of(m.kind, m.class as usize), ring);
                 // SAFETY: live.
                 assert_eq!(unsafe { (*m.next).prev }, q);
                 q = m.next;

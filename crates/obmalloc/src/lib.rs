@@ -47,6 +47,19 @@ pub use allocator::{Allocator, LARGE_MMAP_THRESHOLD};
 pub use arena::RELEASE_THRESHOLD;
 pub use stats::{write_stat_line, ClassStats, Stats};
 
+/// What a block holds. Raw blocks are the host's memory (`pymem_malloc`);
+/// object blocks hold objects of the layers above. They come from separate
+/// pools, so that every block says in O(1) what it is: an object pointer can
+/// be validated exactly, and `free` of an object block (or `free_object` of a
+/// raw one) is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum BlockKind {
+    #[default]
+    Raw = 0,
+    Object = 1,
+}
+
 /// Pool and arena sizes, as a CPython version has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Geometry {
@@ -112,6 +125,9 @@ pub enum InvalidReason {
     Interior { block: usize, offset: usize },
     /// Inside an arena, but where no block was ever handed out.
     NeverAllocated,
+    /// A live block, but of the other kind (an object given to `free`, or
+    /// raw memory given where an object is expected).
+    WrongKind { actual: BlockKind },
 }
 
 /// Errors of the allocator. Each leaves the allocator unchanged.
@@ -156,6 +172,12 @@ impl fmt::Display for AllocError {
                 ),
                 InvalidReason::NeverAllocated => {
                     write!(f, "invalid pointer {addr:#x}: inside an arena where no block was handed out")
+                }
+                InvalidReason::WrongKind { actual: BlockKind::Object } => {
+                    write!(f, "invalid pointer {addr:#x}: an object, not a block from pymem_malloc")
+                }
+                InvalidReason::WrongKind { actual: BlockKind::Raw } => {
+                    write!(f, "invalid pointer {addr:#x}: a block from pymem_malloc, not an object")
                 }
             },
             AllocError::DoubleFree { addr } => {

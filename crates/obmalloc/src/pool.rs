@@ -39,6 +39,7 @@
 
 use crate::arena::ArenaMeta;
 use crate::size_class::{block_size, DIV_MAGIC};
+use crate::BlockKind;
 
 /// Bitmap words per pool: enough for 16 KiB / 16 B = 1024 blocks.
 pub(crate) const BITMAP_WORDS: usize = 16;
@@ -64,8 +65,11 @@ pub(crate) struct PoolMeta {
     pub(crate) freeblock: *mut u8,
     /// Address of the pool's first byte.
     pub(crate) base: usize,
-    /// Number of allocated blocks.
-    pub(crate) count: u32,
+    /// Number of allocated blocks (at most 1024).
+    pub(crate) count: u16,
+    /// What the pool's blocks hold: raw memory or objects. Kept in the first
+    /// cache line because every free checks it.
+    pub(crate) kind: BlockKind,
     /// `ceil(2^32 / size)`, to divide by the block size (see `size_class`).
     pub(crate) magic: u32,
     /// Bit `i` is set while block `i` is allocated.
@@ -96,6 +100,7 @@ impl PoolMeta {
         PoolMeta {
             freeblock: std::ptr::null_mut(),
             count: 0,
+            kind: BlockKind::Raw,
             size: block_size(0) as u32,
             magic: DIV_MAGIC[0] as u32,
             class: 0,
@@ -170,7 +175,7 @@ impl PoolMeta {
     /// Asserts the invariants listed in the module documentation.
     pub(crate) fn check_invariants(&self, pool_size: usize) {
         let popcount: u32 = self.bitmap.iter().map(|w| w.count_ones()).sum();
-        assert_eq!(popcount, self.count, "pool {:#x}: count != bitmap", self.base);
+        assert_eq!(popcount, self.count as u32, "pool {:#x}: count != bitmap", self.base);
         match self.state {
             PoolState::Untouched | PoolState::Empty | PoolState::Released => {
                 assert_eq!(self.count, 0, "pool {:#x} in {:?} holds blocks", self.base, self.state);

@@ -687,3 +687,54 @@ fn with_a_release_delay_free_arenas_wait_then_all_but_one_are_unmapped() {
     alloc.release_free_arenas();
     assert_eq!(alloc.stats().arenas_current, 0);
 }
+
+#[test]
+fn object_blocks_are_their_own_kind() {
+    use obmalloc::BlockKind;
+    let mut alloc = allocator();
+    let raw = alloc.malloc(32).unwrap();
+    let obj = alloc.malloc_object(32).unwrap();
+    let big_obj = alloc.malloc_object(4096).unwrap();
+    assert!(alloc.is_live_object(obj.as_ptr()));
+    assert!(alloc.is_live_object(big_obj.as_ptr()));
+    assert!(!alloc.is_live_object(raw.as_ptr()), "raw memory is not an object");
+    // SAFETY: one byte past the start is inside the block.
+    assert!(!alloc.is_live_object(unsafe { obj.as_ptr().add(16) }), "an interior pointer is not an object");
+    let local = 0u64;
+    assert!(!alloc.is_live_object(&local as *const u64 as *const u8));
+    assert!(addr(raw) / POOL != addr(obj) / POOL, "objects and raw blocks never share a pool");
+
+    let s = alloc.stats();
+    assert_eq!(
+        alloc.free(obj.as_ptr()),
+        Err(AllocError::InvalidPointer {
+            addr: addr(obj),
+            reason: InvalidReason::WrongKind { actual: BlockKind::Object }
+        })
+    );
+    assert_eq!(
+        alloc.free(big_obj.as_ptr()),
+        Err(AllocError::InvalidPointer {
+            addr: addr(big_obj),
+            reason: InvalidReason::WrongKind { actual: BlockKind::Object }
+        })
+    );
+    assert_eq!(
+        alloc.free_object(raw.as_ptr()),
+        Err(AllocError::InvalidPointer {
+            addr: addr(raw),
+            reason: InvalidReason::WrongKind { actual: BlockKind::Raw }
+        })
+    );
+    assert!(alloc.realloc(obj.as_ptr(), 64).is_err(), "objects are not realloc'd as raw memory");
+    assert_eq!(alloc.stats(), s, "refused calls change nothing");
+    alloc.check_invariants();
+
+    alloc.free_object(obj.as_ptr()).unwrap();
+    assert!(!alloc.is_live_object(obj.as_ptr()), "a freed object is no longer live");
+    assert_eq!(alloc.free_object(obj.as_ptr()), Err(AllocError::DoubleFree { addr: addr(obj) }));
+    alloc.free_object(big_obj.as_ptr()).unwrap();
+    alloc.free(raw.as_ptr()).unwrap();
+    assert_eq!(alloc.stats().blocks_in_use, 0);
+    alloc.check_invariants();
+}

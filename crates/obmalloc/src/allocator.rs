@@ -65,8 +65,9 @@ impl Located {
     }
 }
 
-/// The number of rings in `usedpools`: one per class and kind.
-const RINGS: usize = NUM_CLASSES * 2;
+/// The number of rings in `usedpools`: one per class and kind (a power of
+/// two, so a mask keeps a ring index in bounds; one kind slot is spare).
+const RINGS: usize = NUM_CLASSES * 4;
 
 /// The `usedpools` ring of a class and kind: raw rings first, then objects.
 #[inline(always)]
@@ -178,17 +179,53 @@ impl Allocator {
         self.malloc_slow(n)
     }
 
-    /// Allocates an object block of `n` bytes (1..): from the object pools,
-    /// never with debug hooks (objects are written by pymem, not the host).
-    /// Free it with [`Allocator::free_object`].
+    /// Allocates a block of `n` bytes of `kind` (Object or Internal) from the
+    /// pools of that kind, never with debug hooks (pymem writes these blocks,
+    /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
-    pub fn malloc_object(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+    pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
         if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
-            if let Some(block) = self.alloc_from_used_pool(ring_of(BlockKind::Object, class_of(n))) {
+            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
                 return Ok(block);
             }
         }
-        self.alloc_kind(n, BlockKind::Object)
+        self.alloc_kind(n, kind)
+    }
+
+    /// Allocates an object block (see [`Allocator::malloc_kind`]).
+    #[inline(always)]
+    pub fn malloc_object(&mut self, n: usize) -> Result<NonNull<u8>, AllocError> {
+        self.malloc_kind(n, BlockKind::Object)
+    }
+
+    /// Resizes a block of `kind` (not Raw: raw blocks use
+    /// [`Allocator::realloc`]), keeping its contents up to the smaller size;
+    /// CPython's rule: kept in place when it fits and shrinks by under 25 %.
+    // Not `unsafe`: `p` is validated before anything is read through it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    pub fn realloc_kind(&mut self, p: *mut u8, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
+        if p.is_null() {
+            return self.malloc_kind(n, kind);
+        }
+        let want = n.max(1);
+        match self.locate_kind(p as usize, kind)? {
+            Located::Small { pool, index } => {
+                // SAFETY: `pool` is live (just located).
+                let size = block_size(unsafe { (*pool).class } as usize);
+                if want <= size && 4 * want > 3 * size {
+                    // SAFETY: `p` is a live block.
+                    return Ok(unsafe { NonNull::new_unchecked(p) });
+                }
+                let new = self.alloc_kind(want, kind)?;
+                // SAFETY: both blocks are live and distinct; we copy what fits.
+                unsafe {
+                    ptr::copy_nonoverlapping(p, new.as_ptr(), want.min(size));
+                    self.release_block(pool, index, p);
+                }
+                Ok(new)
+            }
+            Located::Large(block) => self.large_realloc(p as usize, block, want),
+        }
     }
 
     /// Pops a block from the first pool of a `usedpools` ring, if there is one.
@@ -417,12 +454,20 @@ impl Allocator {
         self.free_slow(p)
     }
 
-    /// Frees an object block from [`Allocator::malloc_object`], validated
-    /// like [`Allocator::free`]; a raw block is refused (`WrongKind`).
-    // Not `unsafe`: `p` is validated before anything is written through it.
+    /// Frees an object block (see [`Allocator::free_kind`]).
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     #[inline(always)]
     pub fn free_object(&mut self, p: *mut u8) -> Result<(), AllocError> {
+        self.free_kind(p, BlockKind::Object)
+    }
+
+    /// Frees a block of `kind` from [`Allocator::malloc_kind`], validated
+    /// like [`Allocator::free`]; a block of another kind is refused
+    /// (`WrongKind`).
+    // Not `unsafe`: `p` is validated before anything is written through it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    #[inline(always)]
+    pub fn free_kind(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {
         let addr = p as usize;
         let pool_number = addr >> self.pool_shift;
         if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
@@ -431,19 +476,19 @@ impl Allocator {
             // SAFETY: live pool metadata.
             let m = unsafe { &*pool };
             let (index, on_block_start) = m.locate_block(addr);
-            if on_block_start && m.is_allocated(index) && m.kind == BlockKind::Object {
+            if on_block_start && m.is_allocated(index) && m.kind == kind {
                 // SAFETY: validated just above.
                 unsafe { self.release_block(pool, index, p) };
                 return Ok(());
             }
         }
-        self.free_object_slow(p)
+        self.free_kind_slow(p, kind)
     }
 
     #[cold]
     #[inline(never)]
-    fn free_object_slow(&mut self, p: *mut u8) -> Result<(), AllocError> {
-        let located = self.locate_kind(p as usize, BlockKind::Object)?;
+    fn free_kind_slow(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {
+        let located = self.locate_kind(p as usize, kind)?;
         self.release_located(located, p)
     }
 
@@ -451,21 +496,27 @@ impl Allocator {
     /// the O(1) test by which the layers above validate object pointers.
     #[inline(always)]
     pub fn is_live_object(&self, p: *const u8) -> bool {
+        self.is_live(p, BlockKind::Object)
+    }
+
+    /// Whether `p` is the start of a live block of `kind`.
+    #[inline(always)]
+    pub fn is_live(&self, p: *const u8, kind: BlockKind) -> bool {
         let addr = p as usize;
         let pool_number = addr >> self.pool_shift;
         if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
             // SAFETY: the map only holds live arenas.
             let m = unsafe { &(*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
             let (index, on_block_start) = m.locate_block(addr);
-            return on_block_start && m.is_allocated(index) && m.kind == BlockKind::Object;
+            return on_block_start && m.is_allocated(index) && m.kind == kind;
         }
-        self.is_live_object_slow(addr)
+        self.is_live_slow(addr, kind)
     }
 
     #[cold]
     #[inline(never)]
-    fn is_live_object_slow(&self, addr: usize) -> bool {
-        self.locate_kind(addr, BlockKind::Object).is_ok()
+    fn is_live_slow(&self, addr: usize, kind: BlockKind) -> bool {
+        self.locate_kind(addr, kind).is_ok()
     }
 
     /// Puts a validated block back on its pool's free list.

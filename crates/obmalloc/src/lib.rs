@@ -48,16 +48,19 @@ pub use arena::RELEASE_THRESHOLD;
 pub use stats::{write_stat_line, ClassStats, Stats};
 
 /// What a block holds. Raw blocks are the host's memory (`pymem_malloc`);
-/// object blocks hold objects of the layers above. They come from separate
+/// object blocks hold objects of the layers above, internal blocks their
+/// private arrays (a list's items, a dict's table). They come from separate
 /// pools, so that every block says in O(1) what it is: an object pointer can
-/// be validated exactly, and `free` of an object block (or `free_object` of a
-/// raw one) is refused.
+/// be validated exactly, and a block of one kind given where another is
+/// expected (`free` of an object, an item array passed as an object) is
+/// refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum BlockKind {
     #[default]
     Raw = 0,
     Object = 1,
+    Internal = 2,
 }
 
 /// Pool and arena sizes, as a CPython version has them.
@@ -178,6 +181,9 @@ impl fmt::Display for AllocError {
                 }
                 InvalidReason::WrongKind { actual: BlockKind::Raw } => {
                     write!(f, "invalid pointer {addr:#x}: a block from pymem_malloc, not an object")
+                }
+                InvalidReason::WrongKind { actual: BlockKind::Internal } => {
+                    write!(f, "invalid pointer {addr:#x}: memory private to pymem, not a block of yours")
                 }
             },
             AllocError::DoubleFree { addr } => {

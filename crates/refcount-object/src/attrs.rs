@@ -1,0 +1,254 @@
+//! Instances of host types, modules and functions, and their attributes.
+//!
+//! An instance keeps its attribute values inline in a values array whose
+//! slot `i` belongs to its type's key `i` (CPython 3.11's split keys: the
+//! names are stored once per type, not once per instance). Modules and
+//! functions keep their attributes in a dict they own.
+
+use std::ptr;
+
+use obmalloc::BlockKind;
+
+use crate::error::{ObjError, ObjResult};
+use crate::heap::{size_of, Heap};
+use crate::object::{body, type_ids, FunctionObj, InstanceObj, ModuleObj, Obj};
+
+impl Heap {
+    /// A new instance of host type `type_id`, its payload zeroed, tracked by
+    /// the collector. New reference.
+    pub fn instance_new(&mut self, type_id: u32) -> ObjResult<Obj> {
+        let payload = self.type_info(type_id).payload_size;
+        let size = size_of::<InstanceObj>()
+            .checked_add(payload)
+            .ok_or_else(|| ObjError::InvalidArgument("payload too large".into()))?;
+        let o = self.alloc_obj(type_id, size, true)?;
+        // SAFETY: a fresh instance block with `payload` bytes after the fixed part.
+        unsafe {
+            let inst = body::<InstanceObj>(o);
+            inst.values = ptr::null_mut();
+            inst.nvalues = 0;
+            ptr::write_bytes(inst.payload.as_mut_ptr() as *mut u8, 0, payload);
+        }
+        self.track(o);
+        Ok(o)
+    }
+
+    /// Whether `o` is an instance of host type `type_id`.
+    pub fn is_instance(&self, o: Obj, type_id: u32) -> bool {
+        self.type_id(o) == type_id
+    }
+
+    /// The payload of an instance of a host type (`Type` error otherwise).
+    pub fn instance_payload(&self, o: Obj) -> ObjResult<*mut u8> {
+        if !self.type_of(o).is_host() {
+            return Err(self.wrong_type(o, "an instance of a host type"));
+        }
+        Ok(self.payload_ptr(o))
+    }
+
+    /// A module named `name`. New reference.
+    pub fn module_new(&mut self, name: &[u8]) -> ObjResult<Obj> {
+        let name = self.str_new(name)?;
+        let dict = match self.dict_new() {
+            Ok(d) => d,
+            Err(e) => {
+                self.decref(name);
+                return Err(e);
+            }
+        };
+        let o = match self.alloc_obj(type_ids::MODULE, size_of::<ModuleObj>(), true) {
+            Ok(o) => o,
+            Err(e) => {
+                self.decref(name);
+                self.decref(dict);
+                return Err(e);
+            }
+        };
+        // SAFETY: a fresh module block; it takes over both references.
+        unsafe {
+            let m = body::<ModuleObj>(o);
+            m.name = name;
+            m.dict = dict;
+        }
+        self.track(o);
+        Ok(o)
+    }
+
+    /// A function named `name` calling the host's `native` with `userdata`
+    /// (both opaque here). New reference.
+    pub fn function_new(&mut self, name: &[u8], native: usize, userdata: usize) -> ObjResult<Obj> {
+        let name = self.str_new(name)?;
+        let dict = match self.dict_new() {
+            Ok(d) => d,
+            Err(e) => {
+                self.decref(name);
+                return Err(e);
+            }
+        };
+        let o = match self.alloc_obj(type_ids::FUNCTION, size_of::<FunctionObj>(), true) {
+            Ok(o) => o,
+            Err(e) => {
+                self.decref(name);
+                self.decref(dict);
+                return Err(e);
+            }
+        };
+        // SAFETY: a fresh function block; it takes over both references.
+        unsafe {
+            let f = body::<FunctionObj>(o);
+            f.name = name;
+            f.dict = dict;
+            f.native = native;
+            f.userdata = userdata;
+        }
+        self.track(o);
+        Ok(o)
+    }
+
+    /// The native callback and userdata of a function.
+    pub fn function_native(&self, o: Obj) -> ObjResult<(usize, usize)> {
+        self.expect(o, type_ids::FUNCTION)?;
+        // SAFETY: checked to be a function.
+        let f = unsafe { body::<FunctionObj>(o) };
+        Ok((f.native, f.userdata))
+    }
+
+    /// The name of a module or function (borrowed str).
+    pub fn object_name(&self, o: Obj) -> Option<Obj> {
+        match self.type_id(o) {
+            // SAFETY: layouts match the type ids.
+            type_ids::MODULE => Some(unsafe { body::<ModuleObj>(o).name }),
+            // SAFETY: as above.
+            type_ids::FUNCTION => Some(unsafe { body::<FunctionObj>(o).name }),
+            _ => None,
+        }
+    }
+
+    /// The attribute dict of a module or function (borrowed).
+    pub(crate) fn attr_dict(&self, o: Obj) -> Option<Obj> {
+        match self.type_id(o) {
+            // SAFETY: layouts match the type ids.
+            type_ids::MODULE => Some(unsafe { body::<ModuleObj>(o).dict }),
+            // SAFETY: as above.
+            type_ids::FUNCTION => Some(unsafe { body::<FunctionObj>(o).dict }),
+            _ => None,
+        }
+    }
+
+    /// The values of an instance (borrowed; `None` slots are unset).
+    pub(crate) fn instance_values(&self, o: Obj) -> &[Option<Obj>] {
+        // SAFETY: callers checked `o` is an instance of a host type.
+        unsafe {
+            let inst = body::<InstanceObj>(o);
+            if inst.values.is_null() {
+                return &[];
+            }
+            std::slice::from_raw_parts(inst.values, inst.nvalues)
+        }
+    }
+
+    fn attr_target(&self, o: Obj) -> ObjResult<()> {
+        if self.type_of(o).is_host() || self.attr_dict(o).is_some() {
+            return Ok(());
+        }
+        Err(ObjError::Type(format!("'{}' object has no attributes to set", self.type_of(o).name())))
+    }
+
+    /// `o.name = value` on an instance, module or function.
+    pub fn setattr(&mut self, o: Obj, name: &[u8], value: Obj) -> ObjResult<()> {
+        self.attr_target(o)?;
+        if let Some(dict) = self.attr_dict(o) {
+            let key = self.str_intern(name)?;
+            let r = self.dict_set(dict, key, value);
+            self.decref(key);
+            return r;
+        }
+        let type_id = self.type_id(o);
+        let slot = match self.type_info(type_id).key_index.get(name) {
+            Some(&slot) => slot,
+            None => {
+                let key = self.str_intern(name)?;
+                let t = self.type_info_mut(type_id);
+                t.keys.push(key);
+                t.key_index.insert(name.into(), t.keys.len() - 1);
+                t.keys.len() - 1
+            }
+        };
+        // SAFETY: `o` is an instance (checked by `attr_target`).
+        let (values, n) = unsafe {
+            let inst = body::<InstanceObj>(o);
+            (inst.values, inst.nvalues)
+        };
+        if slot >= n {
+            let want = (slot + 1).max(n * 2).max(4);
+            let bytes = want * std::mem::size_of::<Option<Obj>>();
+            let new =
+                self.alloc.realloc_kind(values as *mut u8, bytes, BlockKind::Internal)?.as_ptr() as *mut Option<Obj>;
+            // SAFETY: the new block holds `want` slots; the first `n` were copied.
+            unsafe {
+                for i in n..want {
+                    new.add(i).write(None);
+                }
+                let inst = body::<InstanceObj>(o);
+                inst.values = new;
+                inst.nvalues = want;
+            }
+        }
+        self.incref(value);
+        // SAFETY: `slot < nvalues`.
+        let old = unsafe { (*body::<InstanceObj>(o).values.add(slot)).replace(value) };
+        if let Some(old) = old {
+            self.decref(old);
+        }
+        Ok(())
+    }
+
+    /// `o.name` (borrowed), or a `Key` error naming the attribute.
+    pub fn getattr(&mut self, o: Obj, name: &[u8]) -> ObjResult<Obj> {
+        self.attr_target(o)?;
+        if let Some(dict) = self.attr_dict(o) {
+            let key = self.str_new(name)?;
+            let r = self.dict_get(dict, key);
+            self.decref(key);
+            return r.map_err(|_| self.no_attribute(o, name));
+        }
+        let slot = self.type_of(o).key_index.get(name).copied();
+        match slot.and_then(|s| self.instance_values(o).get(s).copied().flatten()) {
+            Some(v) => Ok(v),
+            None => Err(self.no_attribute(o, name)),
+        }
+    }
+
+    /// `del o.name`.
+    pub fn delattr(&mut self, o: Obj, name: &[u8]) -> ObjResult<()> {
+        self.attr_target(o)?;
+        if let Some(dict) = self.attr_dict(o) {
+            let key = self.str_new(name)?;
+            let r = self.dict_del(dict, key);
+            self.decref(key);
+            return r.map_err(|_| self.no_attribute(o, name));
+        }
+        let slot = self.type_of(o).key_index.get(name).copied();
+        let Some(slot) = slot.filter(|&s| s < self.instance_values(o).len()) else {
+            return Err(self.no_attribute(o, name));
+        };
+        // SAFETY: `slot < nvalues`.
+        let old = unsafe { (*body::<InstanceObj>(o).values.add(slot)).take() };
+        match old {
+            Some(v) => {
+                self.decref(v);
+                Ok(())
+            }
+            None => Err(self.no_attribute(o, name)),
+        }
+    }
+
+    #[cold]
+    fn no_attribute(&self, o: Obj, name: &[u8]) -> ObjError {
+        ObjError::Key(format!(
+            "'{}' object has no attribute '{}'",
+            self.type_of(o).name(),
+            String::from_utf8_lossy(name)
+        ))
+    }
+}

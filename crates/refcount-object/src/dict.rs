@@ -1,0 +1,313 @@
+//! dict: CPython's compact, insertion-ordered dict.
+//!
+//! One `Internal` block holds a sparse index table (`size` i32 slots,
+//! `EMPTY`, `DUMMY` for a deleted slot, or an entry number) followed by a
+//! dense entries array (`usable = size * 2/3` entries of hash, key, value) in
+//! insertion order. Lookup probes the index table with CPython's perturbed
+//! open addressing; iteration walks the entries. Deleting leaves a hole in
+//! the entries (key null) until the next resize compacts them. The table
+//! lives in the runtime's allocator, so allocator statistics account for it
+//! (hashbrown would use the global allocator; this is also CPython's layout).
+//!
+//! Invariants: `used` = live entries; `nentries` = entries written since the
+//! last resize (live + holes); `usable` = entries that may still be appended;
+//! every live entry is reachable from exactly one index slot.
+
+use std::ptr;
+
+use obmalloc::BlockKind;
+
+use crate::error::{ObjError, ObjResult};
+use crate::heap::Heap;
+use crate::object::{body, type_ids, DictObj, Obj, ObjHeader};
+
+const EMPTY: i32 = -1;
+const DUMMY: i32 = -2;
+const MIN_SIZE: usize = 8;
+const PERTURB_SHIFT: u32 = 5;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: i64,
+    /// Null for a deleted entry.
+    key: *mut ObjHeader,
+    value: *mut ObjHeader,
+}
+
+/// The table of a dict (inside the dict object).
+#[repr(C)]
+pub(crate) struct DictTable {
+    /// Index slots (a power of two), 0 before the first insertion.
+    size: usize,
+    used: usize,
+    nentries: usize,
+    usable: usize,
+    mem: *mut u8,
+}
+
+impl DictTable {
+    pub(crate) const EMPTY: DictTable = DictTable { size: 0, used: 0, nentries: 0, usable: 0, mem: ptr::null_mut() };
+
+    fn indices(&self) -> *mut i32 {
+        self.mem as *mut i32
+    }
+
+    fn entries(&self) -> *mut Entry {
+        // SAFETY: the entries follow the `size` index slots in the block
+        // (size * 4 is a multiple of 8 for size >= 8, so they are aligned).
+        unsafe { self.mem.add(self.size * 4) as *mut Entry }
+    }
+
+    // Object memory is not part of any Rust borrow (objects are shared
+    // through raw pointers, as in C); callers never hold two of these.
+    #[allow(clippy::mut_from_ref)]
+    fn entry(&self, i: usize) -> &mut Entry {
+        // SAFETY: callers pass `i < nentries <= usable capacity`.
+        unsafe { &mut *self.entries().add(i) }
+    }
+
+    fn index(&self, slot: usize) -> i32 {
+        // SAFETY: callers pass `slot < size`.
+        unsafe { *self.indices().add(slot) }
+    }
+
+    fn set_index(&self, slot: usize, ix: i32) {
+        // SAFETY: callers pass `slot < size`.
+        unsafe { *self.indices().add(slot) = ix };
+    }
+
+    /// Entry capacity of a table of `size` slots.
+    fn capacity(size: usize) -> usize {
+        size * 2 / 3
+    }
+}
+
+/// What a probe found: the entry, or the slot where the key would go.
+enum Probe {
+    Found { slot: usize, entry: usize },
+    Missing { slot: usize },
+}
+
+impl Heap {
+    /// An empty dict (from the free list when it has one). New reference.
+    pub fn dict_new(&mut self) -> ObjResult<Obj> {
+        let o = self.new_dict_obj()?;
+        self.track(o);
+        Ok(o)
+    }
+
+    // See `DictTable::entry`: object memory is outside the heap's borrow.
+    #[allow(clippy::mut_from_ref)]
+    fn table(&self, d: Obj) -> ObjResult<&mut DictTable> {
+        self.expect(d, type_ids::DICT)?;
+        // SAFETY: checked to be a dict.
+        Ok(unsafe { &mut body::<DictObj>(d).table })
+    }
+
+    pub fn dict_len(&self, d: Obj) -> ObjResult<usize> {
+        Ok(self.table(d)?.used)
+    }
+
+    /// Probes for `key` (with its `hash`).
+    fn probe(&self, t: &DictTable, key: Obj, hash: i64) -> ObjResult<Probe> {
+        let mask = t.size - 1;
+        let mut perturb = hash as u64;
+        let mut slot = hash as u64 as usize & mask;
+        let mut first_free: Option<usize> = None;
+        loop {
+            let ix = t.index(slot);
+            if ix == EMPTY {
+                return Ok(Probe::Missing { slot: first_free.unwrap_or(slot) });
+            }
+            if ix == DUMMY {
+                first_free.get_or_insert(slot);
+            } else {
+                let e = *t.entry(ix as usize);
+                // SAFETY: a live entry's key is a live object.
+                let k = unsafe { Obj::new_unchecked(e.key) };
+                if k == key || (e.hash == hash && self.equal(k, key)?) {
+                    return Ok(Probe::Found { slot, entry: ix as usize });
+                }
+            }
+            perturb >>= PERTURB_SHIFT;
+            slot = (slot.wrapping_mul(5).wrapping_add(perturb as usize).wrapping_add(1)) & mask;
+        }
+    }
+
+    /// The value for `key` (borrowed), or a `Key` error.
+    pub fn dict_get(&mut self, d: Obj, key: Obj) -> ObjResult<Obj> {
+        let hash = self.hash(key)?;
+        let t = self.table(d)?;
+        if t.size == 0 {
+            return Err(self.missing_key(key));
+        }
+        match self.probe(t, key, hash)? {
+            // SAFETY: a live entry's value is a live object.
+            Probe::Found { entry, .. } => Ok(unsafe { Obj::new_unchecked(t.entry(entry).value) }),
+            Probe::Missing { .. } => Err(self.missing_key(key)),
+        }
+    }
+
+    #[cold]
+    fn missing_key(&self, key: Obj) -> ObjError {
+        ObjError::Key(format!("key not found: {}", self.short_repr(key)))
+    }
+
+    /// Sets `d[key] = value` (the dict takes references to both; a replaced
+    /// value's reference is dropped). Unhashable keys are a `Type` error.
+    pub fn dict_set(&mut self, d: Obj, key: Obj, value: Obj) -> ObjResult<()> {
+        let hash = self.hash(key)?;
+        let needs_room = {
+            let t = self.table(d)?;
+            t.size == 0 || t.usable == 0
+        };
+        if needs_room {
+            let used = self.table(d)?.used;
+            self.dict_resize(d, (used + 1) * 3)?;
+        }
+        let t = self.table(d)?;
+        match self.probe(t, key, hash)? {
+            Probe::Found { entry, .. } => {
+                let e = t.entry(entry);
+                let old = e.value;
+                e.value = value.as_ptr();
+                self.incref(value);
+                // SAFETY: the replaced value was a live object the dict held.
+                self.decref(unsafe { Obj::new_unchecked(old) });
+            }
+            Probe::Missing { slot } => {
+                let n = t.nentries;
+                *t.entry(n) = Entry { hash, key: key.as_ptr(), value: value.as_ptr() };
+                t.set_index(slot, n as i32);
+                t.nentries += 1;
+                t.used += 1;
+                t.usable -= 1;
+                self.incref(key);
+                self.incref(value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` (`Key` error when absent).
+    pub fn dict_del(&mut self, d: Obj, key: Obj) -> ObjResult<()> {
+        let hash = self.hash(key)?;
+        let t = self.table(d)?;
+        if t.size == 0 {
+            return Err(self.missing_key(key));
+        }
+        match self.probe(t, key, hash)? {
+            Probe::Found { slot, entry } => {
+                t.set_index(slot, DUMMY);
+                let e = t.entry(entry);
+                let (k, v) = (e.key, e.value);
+                e.key = ptr::null_mut();
+                e.value = ptr::null_mut();
+                t.used -= 1;
+                // SAFETY: both were live objects the dict held.
+                unsafe {
+                    self.decref(Obj::new_unchecked(k));
+                    self.decref(Obj::new_unchecked(v));
+                }
+                Ok(())
+            }
+            Probe::Missing { .. } => Err(self.missing_key(key)),
+        }
+    }
+
+    /// The entry at or after `*pos` in insertion order, as borrowed
+    /// `(key, value)`, and `*pos` moved past it; `None` at the end.
+    pub fn dict_next(&self, d: Obj, pos: &mut usize) -> ObjResult<Option<(Obj, Obj)>> {
+        let t = self.table(d)?;
+        while *pos < t.nentries {
+            let e = *t.entry(*pos);
+            *pos += 1;
+            if !e.key.is_null() {
+                // SAFETY: a live entry holds live objects.
+                return Ok(Some(unsafe { (Obj::new_unchecked(e.key), Obj::new_unchecked(e.value)) }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Rebuilds the table with room for `min_used` entries, compacting holes.
+    fn dict_resize(&mut self, d: Obj, min_used: usize) -> ObjResult<()> {
+        let mut size = MIN_SIZE;
+        while DictTable::capacity(size) < min_used.max(1) {
+            size = size.checked_mul(2).ok_or(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
+                requested: usize::MAX,
+                reason: "dict too large",
+            }))?;
+        }
+        let usable = DictTable::capacity(size);
+        let bytes = size * 4 + usable * std::mem::size_of::<Entry>();
+        let mem = self.alloc.malloc_kind(bytes, BlockKind::Internal)?.as_ptr();
+        // SAFETY: `mem` holds `size` index slots; all start EMPTY (0xFF bytes).
+        unsafe { ptr::write_bytes(mem, 0xFF, size * 4) };
+        let mut new = DictTable { size, used: 0, nentries: 0, usable, mem };
+        let old = std::mem::replace(self.table(d)?, DictTable::EMPTY);
+        for i in 0..old.nentries {
+            let e = *old.entry(i);
+            if e.key.is_null() {
+                continue;
+            }
+            // Reinsert by hash alone: keys are distinct, so probe for EMPTY.
+            let mask = size - 1;
+            let mut perturb = e.hash as u64;
+            let mut slot = e.hash as u64 as usize & mask;
+            while new.index(slot) != EMPTY {
+                perturb >>= PERTURB_SHIFT;
+                slot = (slot.wrapping_mul(5).wrapping_add(perturb as usize).wrapping_add(1)) & mask;
+            }
+            let n = new.nentries;
+            *new.entry(n) = e;
+            new.set_index(slot, n as i32);
+            new.nentries += 1;
+            new.used += 1;
+            new.usable -= 1;
+        }
+        if !old.mem.is_null() {
+            let _ = self.alloc.free_kind(old.mem, BlockKind::Internal);
+        }
+        *self.table(d)? = new;
+        Ok(())
+    }
+}
+
+/// Empties a dict being freed: its references go to `out` (the caller drops
+/// them), its table back to the allocator.
+pub(crate) fn dict_take_all(heap: &mut Heap, d: Obj, out: &mut Vec<Obj>) {
+    // SAFETY: `d` is a dict being deallocated.
+    let t = std::mem::replace(unsafe { &mut body::<DictObj>(d).table }, DictTable::EMPTY);
+    for i in 0..t.nentries {
+        let e = *t.entry(i);
+        if !e.key.is_null() {
+            // SAFETY: live entries hold live objects.
+            unsafe {
+                out.push(Obj::new_unchecked(e.key));
+                out.push(Obj::new_unchecked(e.value));
+            }
+        }
+    }
+    if !t.mem.is_null() {
+        let _ = heap.alloc.free_kind(t.mem, BlockKind::Internal);
+    }
+}
+
+/// The value for `key` in dict `b`, probing with the hash that dict `a`
+/// stored for `key` in its entry `entry` (equal keys hash alike, and a key
+/// already in a dict needs no hashing again).
+pub(crate) fn lookup_with_entry_hash(heap: &Heap, a: Obj, entry: usize, b: Obj, key: Obj) -> ObjResult<Option<Obj>> {
+    // SAFETY: `a` is a dict whose entry `entry` is live.
+    let hash = unsafe { body::<DictObj>(a).table.entry(entry).hash };
+    let t = heap.table(b)?;
+    if t.size == 0 {
+        return Ok(None);
+    }
+    match heap.probe(t, key, hash)? {
+        // SAFETY: a live entry's value is live.
+        Probe::Found { entry, .. } => Ok(Some(unsafe { Obj::new_unchecked(t.entry(entry).value) })),
+        Probe::Missing { .. } => Ok(None),
+    }
+}

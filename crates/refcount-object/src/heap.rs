@@ -1,0 +1,836 @@
+//! The heap: every object of a runtime, their reference counts, the
+//! immortal singletons, the free lists and the collector's lists.
+//!
+//! Reading order: [`Heap::check`] (how a pointer from C becomes an object),
+//! [`Heap::incref`]/[`Heap::decref`], then [`Heap::dealloc`], which frees
+//! iteratively (CPython's "trashcan"): children whose count drops to zero
+//! are pushed on a work stack instead of being freed recursively, so a list
+//! nested a million deep is freed in constant stack.
+//!
+//! This crate never calls host code. An instance of a host type with a
+//! `clear` or `dealloc` callback is not freed when its count drops to zero:
+//! it is marked `DEAD` and queued ([`Heap::take_pending_host_dealloc`]); the
+//! facade calls the callbacks with no borrow of the heap alive, then
+//! [`Heap::finish_host_dealloc`] frees it.
+
+use std::ptr::{self, NonNull};
+
+use hashbrown::HashMap;
+use obmalloc::{Allocator, BlockKind};
+
+use crate::error::{ObjError, ObjResult};
+use crate::object::{
+    body, flags, from_gc_links, gc_links, header, type_ids, BoolObj, FloatObj, FunctionObj, GcLinks, InstanceObj,
+    IntObj, ListObj, ModuleObj, Obj, ObjHeader, StrObj, TupleObj, HASH_NOT_COMPUTED, IMMORTAL_REFCNT,
+};
+use crate::types::{builtins, HostTypeSpec, TypeInfo};
+
+/// Settings of the object layer (CPython 3.11's values by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapConfig {
+    /// Ints in `small_int_min..=small_int_max` are cached immortal objects
+    /// (CPython: -5..=256; 3.15 caches up to 1024).
+    pub small_int_min: i64,
+    pub small_int_max: i64,
+    /// Free list bounds: floats (CPython 3.11: 100), tuples per length
+    /// (2000, lengths 1..=`tuple_free_list_max_len`, 20), lists (80), dicts (80).
+    pub float_free_list: usize,
+    pub tuple_free_list: usize,
+    pub tuple_free_list_max_len: usize,
+    pub list_free_list: usize,
+    pub dict_free_list: usize,
+    /// repr/equal/deepcopy deeper than this fail with `Recursion`.
+    pub recursion_limit: usize,
+    /// Tracked allocations minus deallocations beyond which a collection is
+    /// due (the collector's threshold0; 0 = never due).
+    pub gc_threshold0: i64,
+}
+
+impl Default for HeapConfig {
+    fn default() -> HeapConfig {
+        HeapConfig {
+            small_int_min: -5,
+            small_int_max: 256,
+            float_free_list: 100,
+            tuple_free_list: 2000,
+            tuple_free_list_max_len: 20,
+            list_free_list: 80,
+            dict_free_list: 80,
+            recursion_limit: 10_000,
+            gc_threshold0: 700,
+        }
+    }
+}
+
+/// A circular doubly linked list of tracked containers, with a sentinel.
+pub struct GcList {
+    pub head: GcLinks,
+}
+
+impl GcList {
+    fn init(&mut self) {
+        let me: *mut GcLinks = &mut self.head;
+        self.head.next = me;
+        self.head.prev = me;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        ptr::eq(self.head.next, &self.head)
+    }
+
+    /// The objects in the list, in order.
+    pub fn objects(&self) -> Vec<Obj> {
+        let mut out = Vec::new();
+        let mut l = self.head.next;
+        while !ptr::eq(l, &self.head) {
+            // SAFETY: members of a generation list are live containers.
+            unsafe {
+                out.push(from_gc_links(l));
+                l = (*l).next;
+            }
+        }
+        out
+    }
+
+    /// Links `links` at the tail.
+    ///
+    /// # Safety
+    /// `links` belong to a live container on no list.
+    pub unsafe fn push_back(&mut self, links: *mut GcLinks) {
+        let me: *mut GcLinks = &mut self.head;
+        // SAFETY: contract; the sentinel and its neighbours are live.
+        unsafe {
+            (*links).prev = self.head.prev;
+            (*links).next = me;
+            (*self.head.prev).next = links;
+            self.head.prev = links;
+        }
+    }
+
+    /// Moves every member of `other` to the tail of this list.
+    pub fn append(&mut self, other: &mut GcList) {
+        if other.is_empty() {
+            return;
+        }
+        let me: *mut GcLinks = &mut self.head;
+        // SAFETY: both lists are well formed; the splice keeps them so.
+        unsafe {
+            let first = other.head.next;
+            let last = other.head.prev;
+            (*first).prev = self.head.prev;
+            (*self.head.prev).next = first;
+            (*last).next = me;
+            self.head.prev = last;
+        }
+        other.init();
+    }
+}
+
+/// Unlinks `links` from whatever list holds them.
+///
+/// # Safety
+/// `links` are on a well-formed list.
+pub unsafe fn gc_unlink(links: *mut GcLinks) {
+    // SAFETY: contract.
+    unsafe {
+        (*(*links).prev).next = (*links).next;
+        (*(*links).next).prev = (*links).prev;
+        (*links).next = ptr::null_mut();
+        (*links).prev = ptr::null_mut();
+    }
+}
+
+/// What this crate keeps for the cycle collector: the generation lists as
+/// plain data, the count, and the "collection due" flag. It never collects.
+pub struct GcState {
+    pub generations: [GcList; 3],
+    pub permanent: GcList,
+    /// Allocations minus deallocations of tracked objects since the last
+    /// collection of generation 0 (never below 0).
+    pub count0: i64,
+    pub threshold0: i64,
+    pub enabled: bool,
+    /// Set when `count0` passes `threshold0` while enabled; the facade runs a
+    /// collection when the outermost call returns.
+    pub collection_due: bool,
+}
+
+/// A bounded list of dead objects kept for reuse, linked through the word
+/// after their header.
+#[derive(Clone, Copy)]
+struct FreeList {
+    head: *mut ObjHeader,
+    len: usize,
+}
+
+impl FreeList {
+    const EMPTY: FreeList = FreeList { head: ptr::null_mut(), len: 0 };
+
+    fn link(o: *mut ObjHeader) -> *mut *mut ObjHeader {
+        // SAFETY: every object has at least one word after its header.
+        unsafe { (o as *mut u8).add(std::mem::size_of::<ObjHeader>()) as *mut *mut ObjHeader }
+    }
+
+    /// # Safety
+    /// `o` is a dead object of the list's kind, on no list.
+    unsafe fn push(&mut self, o: Obj) {
+        // SAFETY: contract.
+        unsafe { *Self::link(o.as_ptr()) = self.head };
+        self.head = o.as_ptr();
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<Obj> {
+        let o = NonNull::new(self.head)?;
+        // SAFETY: members are dead objects linked through `link`.
+        self.head = unsafe { *Self::link(o.as_ptr()) };
+        self.len -= 1;
+        Some(o)
+    }
+}
+
+/// All the objects of one runtime. Boxed (`Heap::new` returns a `Box`):
+/// the generation lists' sentinels must not move.
+pub struct Heap {
+    pub alloc: Allocator,
+    pub config: HeapConfig,
+    /// Boxed: a host type's handle is its `TypeInfo`'s address, which must
+    /// not move when the vector grows.
+    #[allow(clippy::vec_box)]
+    types: Vec<Box<TypeInfo>>,
+    pub(crate) none: Obj,
+    pub(crate) true_: Obj,
+    pub(crate) false_: Obj,
+    pub(crate) empty_tuple: Obj,
+    pub(crate) empty_str: Obj,
+    pub(crate) small_ints: Vec<Obj>,
+    pub(crate) one_char_strs: Vec<Obj>,
+    /// Interned strs by content; the table's references are not counted.
+    pub(crate) interned: HashMap<Box<[u8]>, Obj>,
+    pub gc: GcState,
+    free_floats: FreeList,
+    free_tuples: Vec<FreeList>,
+    free_lists: FreeList,
+    free_dicts: FreeList,
+    /// Host instances waiting for their `clear`/`dealloc` callbacks.
+    pending_host: Vec<Obj>,
+    /// Work stack of the iterative deallocation.
+    trash: Vec<Obj>,
+}
+
+/// Size of the fixed part of an object of `T`.
+pub(crate) const fn size_of<T>() -> usize {
+    std::mem::size_of::<T>()
+}
+
+impl Heap {
+    /// A heap over `alloc`, with the immortal singletons made.
+    pub fn new(alloc: Allocator, config: HeapConfig) -> ObjResult<Box<Heap>> {
+        let dangling = NonNull::dangling();
+        let mut heap = Box::new(Heap {
+            alloc,
+            config,
+            types: builtins().into_iter().map(Box::new).collect(),
+            none: dangling,
+            true_: dangling,
+            false_: dangling,
+            empty_tuple: dangling,
+            empty_str: dangling,
+            small_ints: Vec::new(),
+            one_char_strs: Vec::new(),
+            interned: HashMap::new(),
+            gc: GcState {
+                generations: [
+                    GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
+                    GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
+                    GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
+                ],
+                permanent: GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
+                count0: 0,
+                threshold0: config.gc_threshold0,
+                enabled: true,
+                collection_due: false,
+            },
+            free_floats: FreeList::EMPTY,
+            free_tuples: vec![FreeList::EMPTY; config.tuple_free_list_max_len + 1],
+            free_lists: FreeList::EMPTY,
+            free_dicts: FreeList::EMPTY,
+            pending_host: Vec::new(),
+            trash: Vec::new(),
+        });
+        for list in heap.gc.generations.iter_mut() {
+            list.init();
+        }
+        heap.gc.permanent.init();
+        heap.make_singletons()?;
+        Ok(heap)
+    }
+
+    fn make_singletons(&mut self) -> ObjResult<()> {
+        self.none = self.new_immortal(type_ids::NONE, size_of::<ObjHeader>() + 8)?;
+        self.true_ = self.new_immortal(type_ids::BOOL, size_of::<BoolObj>())?;
+        self.false_ = self.new_immortal(type_ids::BOOL, size_of::<BoolObj>())?;
+        // SAFETY: just made with the layout of a bool.
+        unsafe {
+            body::<BoolObj>(self.true_).value = 1;
+            body::<BoolObj>(self.false_).value = 0;
+        }
+        self.empty_tuple = self.new_immortal(type_ids::TUPLE, size_of::<TupleObj>())?;
+        // SAFETY: just made with the layout of a tuple (the links stay
+        // null: immortal singletons are never tracked).
+        unsafe { body::<TupleObj>(self.empty_tuple).len = 0 };
+        self.empty_str = self.new_immortal_str(b"")?;
+        for c in 0u8..128 {
+            let s = self.new_immortal_str(&[c])?;
+            self.one_char_strs.push(s);
+        }
+        for v in self.config.small_int_min..=self.config.small_int_max {
+            let o = self.new_immortal(type_ids::INT, size_of::<IntObj>())?;
+            // SAFETY: just made with the layout of an int.
+            unsafe { body::<IntObj>(o).value = v };
+            self.small_ints.push(o);
+        }
+        Ok(())
+    }
+
+    fn new_immortal(&mut self, type_id: u32, size: usize) -> ObjResult<Obj> {
+        let o = self.alloc.malloc_object(size)?.cast::<ObjHeader>();
+        // SAFETY: a fresh block of `size >= 16` bytes.
+        unsafe {
+            ptr::write_bytes(o.as_ptr() as *mut u8, 0, size);
+            o.as_ptr().write(ObjHeader { refcnt: IMMORTAL_REFCNT, type_id, flags: flags::IMMORTAL });
+        }
+        Ok(o)
+    }
+
+    fn new_immortal_str(&mut self, bytes: &[u8]) -> ObjResult<Obj> {
+        let o = self.new_immortal(type_ids::STR, size_of::<StrObj>() + bytes.len() + 1)?;
+        // SAFETY: the block holds the fixed part plus `len + 1` bytes.
+        unsafe {
+            let s = body::<StrObj>(o);
+            s.hash = HASH_NOT_COMPUTED;
+            s.len = bytes.len();
+            ptr::copy_nonoverlapping(bytes.as_ptr(), s.data.as_mut_ptr(), bytes.len());
+        }
+        Ok(o)
+    }
+
+    // ------------------------------------------------------------------
+    // validation
+
+    /// Turns a pointer from outside into an object of this heap: a live
+    /// object block (the allocator's O(1) test: in one of our arenas, on a
+    /// block boundary, allocated, of kind Object), not dead.
+    #[inline(always)]
+    pub fn check(&self, p: *const u8) -> ObjResult<Obj> {
+        if self.alloc.is_live_object(p) {
+            // SAFETY: a live object block starts with an initialised header.
+            let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
+            // SAFETY: as above.
+            if unsafe { header(o) }.flags & flags::DEAD == 0 {
+                return Ok(o);
+            }
+        }
+        Err(self.invalid(p))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn invalid(&self, p: *const u8) -> ObjError {
+        if p.is_null() {
+            return ObjError::InvalidPointer("the object is NULL".into());
+        }
+        if self.alloc.is_live_object(p) {
+            return ObjError::InvalidPointer(format!(
+                "invalid object {p:p}: a dead object (on a free list, or being deallocated)"
+            ));
+        }
+        ObjError::InvalidPointer(format!(
+            "invalid object {p:p}: not a live object of this runtime (freed, foreign, or memory that is not an object)"
+        ))
+    }
+
+    /// Whether `p` is an object on a free list or being deallocated (so that
+    /// a decref of it is an underflow rather than a foreign pointer).
+    pub fn is_dead_object(&self, p: *const u8) -> bool {
+        // SAFETY: a live object block starts with an initialised header.
+        self.alloc.is_live_object(p)
+            && unsafe { header(NonNull::new_unchecked(p as *mut ObjHeader)) }.flags & flags::DEAD != 0
+    }
+
+    // ------------------------------------------------------------------
+    // reference counts
+
+    /// Takes a reference. Immortal objects ignore it.
+    #[inline(always)]
+    pub fn incref(&mut self, o: Obj) {
+        // SAFETY: `o` is a live object (callers checked it or own it).
+        let h = unsafe { header(o) };
+        if h.flags & flags::IMMORTAL == 0 {
+            h.refcnt += 1;
+        }
+    }
+
+    /// Drops a reference; the last one frees the object (and, iteratively,
+    /// whatever only it kept alive). Immortal objects ignore it.
+    #[inline(always)]
+    pub fn decref(&mut self, o: Obj) {
+        // SAFETY: `o` is a live object holding the reference being dropped.
+        let h = unsafe { header(o) };
+        if h.flags & flags::IMMORTAL != 0 {
+            return;
+        }
+        h.refcnt -= 1;
+        if h.refcnt == 0 {
+            self.dealloc(o);
+        }
+    }
+
+    /// The exact count (`IMMORTAL_REFCNT` for immortal objects).
+    pub fn refcount(&self, o: Obj) -> usize {
+        // SAFETY: live object.
+        unsafe { header(o) }.refcnt
+    }
+
+    pub fn is_immortal(&self, o: Obj) -> bool {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags & flags::IMMORTAL != 0
+    }
+
+    /// Returns a new reference to `o`.
+    #[inline(always)]
+    pub fn new_ref(&mut self, o: Obj) -> Obj {
+        self.incref(o);
+        o
+    }
+
+    // ------------------------------------------------------------------
+    // types
+
+    pub fn type_id(&self, o: Obj) -> u32 {
+        // SAFETY: live object.
+        unsafe { header(o) }.type_id
+    }
+
+    pub fn type_info(&self, id: u32) -> &TypeInfo {
+        &self.types[id as usize]
+    }
+
+    pub(crate) fn type_info_mut(&mut self, id: u32) -> &mut TypeInfo {
+        &mut self.types[id as usize]
+    }
+
+    pub fn type_of(&self, o: Obj) -> &TypeInfo {
+        self.type_info(self.type_id(o))
+    }
+
+    /// Registers a host type; its handle is its `TypeInfo`'s address, stable
+    /// until the heap is dropped.
+    pub fn type_new(&mut self, spec: &HostTypeSpec) -> ObjResult<*const TypeInfo> {
+        if spec.name.is_empty() || spec.name.as_bytes().contains(&0) {
+            return Err(ObjError::InvalidArgument("a type needs a non-empty name without NUL bytes".into()));
+        }
+        let id = u32::try_from(self.types.len()).map_err(|_| ObjError::InvalidArgument("too many types".into()))?;
+        self.types.push(Box::new(TypeInfo::host(id, spec)));
+        Ok(&*self.types[id as usize] as *const TypeInfo)
+    }
+
+    /// Turns a type handle from outside into a host type id.
+    pub fn check_type(&self, t: *const TypeInfo) -> ObjResult<u32> {
+        self.types
+            .iter()
+            .position(|b| ptr::eq(&**b, t))
+            .filter(|&i| i as u32 >= type_ids::FIRST_HOST_TYPE)
+            .map(|i| i as u32)
+            .ok_or_else(|| ObjError::InvalidPointer(format!("invalid type {t:p}: not a type of this runtime")))
+    }
+
+    /// Fails with a `Type` error naming the expected type unless `o` is one.
+    #[inline(always)]
+    pub(crate) fn expect(&self, o: Obj, type_id: u32) -> ObjResult<()> {
+        if self.type_id(o) == type_id {
+            Ok(())
+        } else {
+            Err(self.wrong_type(o, self.type_info(type_id).name()))
+        }
+    }
+
+    #[cold]
+    pub(crate) fn wrong_type(&self, o: Obj, expected: &str) -> ObjError {
+        ObjError::Type(format!("expected {expected}, got {}", self.type_of(o).name()))
+    }
+
+    // ------------------------------------------------------------------
+    // allocation of objects
+
+    /// A fresh object of `type_id`, `size` bytes, count 1; containers are
+    /// tracked by the collector.
+    #[inline(always)]
+    pub(crate) fn alloc_obj(&mut self, type_id: u32, size: usize, gc: bool) -> ObjResult<Obj> {
+        let o = self.alloc.malloc_object(size)?.cast::<ObjHeader>();
+        // SAFETY: a fresh object block of `size >= 16` bytes.
+        unsafe {
+            o.as_ptr().write(ObjHeader { refcnt: 1, type_id, flags: if gc { flags::GC } else { 0 } });
+        }
+        Ok(o)
+    }
+
+    /// Links a container into generation 0 and counts it.
+    pub fn track(&mut self, o: Obj) {
+        // SAFETY: `o` is a live container.
+        unsafe {
+            let h = header(o);
+            if h.flags & flags::TRACKED != 0 {
+                return;
+            }
+            h.flags |= flags::TRACKED;
+            self.gc.generations[0].push_back(gc_links(o));
+        }
+        self.gc.count0 += 1;
+        if self.gc.enabled && self.gc.threshold0 > 0 && self.gc.count0 > self.gc.threshold0 {
+            self.gc.collection_due = true;
+        }
+    }
+
+    /// Unlinks a container from its generation list (the count is not
+    /// changed: CPython counts deallocations, not untracking).
+    pub fn untrack(&mut self, o: Obj) {
+        // SAFETY: `o` is a live container.
+        unsafe {
+            let h = header(o);
+            if h.flags & flags::TRACKED == 0 {
+                return;
+            }
+            h.flags &= !flags::TRACKED;
+            gc_unlink(gc_links(o));
+        }
+    }
+
+    pub fn is_tracked(&self, o: Obj) -> bool {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags & flags::TRACKED != 0
+    }
+
+    pub fn is_finalized(&self, o: Obj) -> bool {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags & flags::FINALIZED != 0
+    }
+
+    pub fn set_finalized(&mut self, o: Obj) {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags |= flags::FINALIZED;
+    }
+
+    // ------------------------------------------------------------------
+    // deallocation
+
+    /// Frees an object whose count reached zero, and iteratively what only it
+    /// kept alive.
+    #[inline(never)]
+    pub(crate) fn dealloc(&mut self, o: Obj) {
+        // Atoms have no children: free at once, no work stack.
+        match self.type_id(o) {
+            type_ids::INT | type_ids::FLOAT | type_ids::STR => {
+                self.dealloc_one(o);
+                return;
+            }
+            _ => {}
+        }
+        self.trash.push(o);
+        while let Some(o) = self.trash.pop() {
+            self.dealloc_one(o);
+        }
+    }
+
+    /// Drops a reference held by an object being freed: a child reaching zero
+    /// is pushed on the work stack rather than freed recursively.
+    #[inline(always)]
+    fn release_child(&mut self, child: Obj) {
+        // SAFETY: the parent held a reference, so `child` is live.
+        let h = unsafe { header(child) };
+        if h.flags & flags::IMMORTAL != 0 {
+            return;
+        }
+        h.refcnt -= 1;
+        if h.refcnt == 0 {
+            self.trash.push(child);
+        }
+    }
+
+    /// Frees one object whose count is zero (its children go through
+    /// `release_child`).
+    fn dealloc_one(&mut self, o: Obj) {
+        let type_id = self.type_id(o);
+        // SAFETY: for each arm, `o` has the layout of its type id.
+        unsafe {
+            if header(o).flags & flags::TRACKED != 0 {
+                self.untrack(o);
+                self.gc.count0 = (self.gc.count0 - 1).max(0);
+            }
+            match type_id {
+                type_ids::INT => self.free_block(o),
+                type_ids::FLOAT => {
+                    if self.free_floats.len < self.config.float_free_list {
+                        header(o).flags |= flags::DEAD;
+                        self.free_floats.push(o);
+                    } else {
+                        self.free_block(o);
+                    }
+                }
+                type_ids::STR => {
+                    if header(o).flags & flags::INTERNED != 0 {
+                        let s = body::<StrObj>(o);
+                        let bytes = std::slice::from_raw_parts(s.data.as_ptr(), s.len);
+                        self.interned.remove(bytes);
+                    }
+                    self.free_block(o);
+                }
+                type_ids::TUPLE => {
+                    let t = body::<TupleObj>(o);
+                    let len = t.len;
+                    for i in 0..len {
+                        let item = *t.items.as_ptr().add(i);
+                        self.release_child(item);
+                    }
+                    if len <= self.config.tuple_free_list_max_len
+                        && self.free_tuples[len].len < self.config.tuple_free_list
+                    {
+                        header(o).flags = flags::DEAD | flags::GC;
+                        self.free_tuples[len].push(o);
+                    } else {
+                        self.free_block(o);
+                    }
+                }
+                type_ids::LIST => {
+                    let l = body::<ListObj>(o);
+                    for i in 0..l.len {
+                        let item = *l.items.add(i);
+                        self.release_child(item);
+                    }
+                    if !l.items.is_null() {
+                        let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
+                    }
+                    l.items = ptr::null_mut();
+                    l.len = 0;
+                    l.cap = 0;
+                    if self.free_lists.len < self.config.list_free_list {
+                        header(o).flags = flags::DEAD | flags::GC;
+                        self.free_lists.push(o);
+                    } else {
+                        self.free_block(o);
+                    }
+                }
+                type_ids::DICT => {
+                    let mut children = Vec::new();
+                    crate::dict::dict_take_all(self, o, &mut children);
+                    for c in children {
+                        self.release_child(c);
+                    }
+                    if self.free_dicts.len < self.config.dict_free_list {
+                        header(o).flags = flags::DEAD | flags::GC;
+                        self.free_dicts.push(o);
+                    } else {
+                        self.free_block(o);
+                    }
+                }
+                type_ids::MODULE => {
+                    let m = body::<ModuleObj>(o);
+                    let (name, dict) = (m.name, m.dict);
+                    self.release_child(name);
+                    self.release_child(dict);
+                    self.free_block(o);
+                }
+                type_ids::FUNCTION => {
+                    let f = body::<FunctionObj>(o);
+                    let (name, dict) = (f.name, f.dict);
+                    self.release_child(name);
+                    self.release_child(dict);
+                    self.free_block(o);
+                }
+                _ => {
+                    let hooks = self.type_info(type_id).hooks;
+                    if hooks.clear != 0 || hooks.dealloc != 0 {
+                        // The host's callbacks run first (from the facade).
+                        header(o).flags |= flags::DEAD;
+                        self.pending_host.push(o);
+                    } else {
+                        self.finish_instance(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frees an instance: its attribute values, then its block.
+    ///
+    /// # Safety
+    /// `o` is an instance with count zero, untracked.
+    unsafe fn finish_instance(&mut self, o: Obj) {
+        // SAFETY: contract.
+        unsafe {
+            let inst = body::<InstanceObj>(o);
+            let (values, n) = (inst.values, inst.nvalues);
+            inst.values = ptr::null_mut();
+            inst.nvalues = 0;
+            for i in 0..n {
+                if let Some(v) = *values.add(i) {
+                    self.release_child(v);
+                }
+            }
+            if !values.is_null() {
+                let _ = self.alloc.free_kind(values as *mut u8, BlockKind::Internal);
+            }
+            self.free_block(o);
+        }
+    }
+
+    fn free_block(&mut self, o: Obj) {
+        let r = self.alloc.free_object(o.as_ptr() as *mut u8);
+        debug_assert!(r.is_ok(), "freeing an object block failed: {r:?}");
+    }
+
+    /// The next host instance whose `clear`/`dealloc` callbacks are due, if
+    /// any. The caller runs them, then calls [`Heap::finish_host_dealloc`].
+    pub fn take_pending_host_dealloc(&mut self) -> Option<Obj> {
+        self.pending_host.pop()
+    }
+
+    pub fn has_pending_host_dealloc(&self) -> bool {
+        !self.pending_host.is_empty()
+    }
+
+    /// Frees a host instance after its callbacks ran (continuing, iteratively,
+    /// with what only it kept alive).
+    pub fn finish_host_dealloc(&mut self, o: Obj) {
+        // SAFETY: `o` came from `take_pending_host_dealloc`: an instance with
+        // count zero, marked dead, untracked.
+        unsafe { self.finish_instance(o) };
+        while let Some(o) = self.trash.pop() {
+            self.dealloc_one(o);
+        }
+    }
+
+    /// The payload of an instance of a host type.
+    pub fn payload_ptr(&self, o: Obj) -> *mut u8 {
+        // SAFETY: instances have their payload after the fixed part.
+        unsafe { body::<InstanceObj>(o).payload.as_mut_ptr() as *mut u8 }
+    }
+
+    /// Every live instance of a host type with a `dealloc` callback, for the
+    /// runtime's teardown (callbacks pending included).
+    pub fn host_instances_for_teardown(&self) -> Vec<Obj> {
+        let mut out: Vec<Obj> = self.pending_host.clone();
+        for list in self.gc.generations.iter().chain(std::iter::once(&self.gc.permanent)) {
+            for o in list.objects() {
+                if self.type_info(self.type_id(o)).hooks.dealloc != 0 {
+                    out.push(o);
+                }
+            }
+        }
+        out
+    }
+
+    // ------------------------------------------------------------------
+    // free lists
+
+    /// Reuses a dead object of a free list: count 1, flags reset.
+    #[inline(always)]
+    fn revive(o: Obj, type_id: u32, gc: bool) -> Obj {
+        // SAFETY: a dead object of the free list, whose block is allocated.
+        unsafe { o.as_ptr().write(ObjHeader { refcnt: 1, type_id, flags: if gc { flags::GC } else { 0 } }) };
+        o
+    }
+
+    pub(crate) fn new_float_obj(&mut self) -> ObjResult<Obj> {
+        match self.free_floats.pop() {
+            Some(o) => Ok(Self::revive(o, type_ids::FLOAT, false)),
+            None => self.alloc_obj(type_ids::FLOAT, size_of::<FloatObj>(), false),
+        }
+    }
+
+    pub(crate) fn new_tuple_obj(&mut self, len: usize) -> ObjResult<Obj> {
+        let reused = if len <= self.config.tuple_free_list_max_len { self.free_tuples[len].pop() } else { None };
+        let o = match reused {
+            Some(o) => Self::revive(o, type_ids::TUPLE, true),
+            None => {
+                let size = len.checked_mul(size_of::<Obj>()).and_then(|n| n.checked_add(size_of::<TupleObj>())).ok_or(
+                    ObjError::NoMemory(obmalloc::AllocError::NoMemory {
+                        requested: usize::MAX,
+                        reason: "tuple too long",
+                    }),
+                )?;
+                self.alloc_obj(type_ids::TUPLE, size, true)?
+            }
+        };
+        // SAFETY: a tuple block of `len` items.
+        unsafe { body::<TupleObj>(o).len = len };
+        Ok(o)
+    }
+
+    pub(crate) fn new_list_obj(&mut self) -> ObjResult<Obj> {
+        let o = match self.free_lists.pop() {
+            Some(o) => Self::revive(o, type_ids::LIST, true),
+            None => self.alloc_obj(type_ids::LIST, size_of::<ListObj>(), true)?,
+        };
+        // SAFETY: a list block.
+        unsafe {
+            let l = body::<ListObj>(o);
+            l.len = 0;
+            l.cap = 0;
+            l.items = ptr::null_mut();
+        }
+        Ok(o)
+    }
+
+    pub(crate) fn new_dict_obj(&mut self) -> ObjResult<Obj> {
+        let o = match self.free_dicts.pop() {
+            Some(o) => Self::revive(o, type_ids::DICT, true),
+            None => self.alloc_obj(type_ids::DICT, size_of::<crate::object::DictObj>(), true)?,
+        };
+        // SAFETY: a dict block.
+        unsafe { body::<crate::object::DictObj>(o).table = crate::dict::DictTable::EMPTY };
+        Ok(o)
+    }
+
+    /// Empties every free list (CPython's `PyGC_Collect`-time clearing, and
+    /// `pymem_clear_free_lists`). Returns how many objects were freed.
+    pub fn clear_free_lists(&mut self) -> usize {
+        let mut freed = 0;
+        let mut lists: Vec<FreeList> = vec![self.free_floats, self.free_lists, self.free_dicts];
+        lists.extend(self.free_tuples.iter().copied());
+        self.free_floats = FreeList::EMPTY;
+        self.free_lists = FreeList::EMPTY;
+        self.free_dicts = FreeList::EMPTY;
+        for t in self.free_tuples.iter_mut() {
+            *t = FreeList::EMPTY;
+        }
+        for mut list in lists {
+            while let Some(o) = list.pop() {
+                self.free_block(o);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// CPython's free-list lines of `sys._debugmallocstats()`, e.g.
+    /// `100 free PyFloatObjects * 24 bytes each = 2,400`.
+    pub fn free_list_stats(&self, out: &mut String) {
+        out.push('\n');
+        let mut line = |name: &str, n: usize, size: usize| {
+            let label = format!("{:>48} ", format!("{n} {name}s * {size} bytes each"));
+            obmalloc::write_stat_line(out, &label, (n * size) as u64);
+        };
+        line("free PyDictObject", self.free_dicts.len, size_of::<crate::object::DictObj>());
+        line("free PyFloatObject", self.free_floats.len, size_of::<FloatObj>());
+        line("free PyListObject", self.free_lists.len, size_of::<ListObj>());
+        for (len, list) in self.free_tuples.iter().enumerate().skip(1) {
+            line(&format!("free {len}-sized PyTupleObject"), list.len, size_of::<TupleObj>() + len * size_of::<Obj>());
+        }
+    }
+
+    /// Objects on free lists, by kind: (floats, tuples, lists, dicts).
+    pub fn free_list_lengths(&self) -> (usize, usize, usize, usize) {
+        (self.free_floats.len, self.free_tuples.iter().map(|l| l.len).sum(), self.free_lists.len, self.free_dicts.len)
+    }
+}

@@ -1,0 +1,209 @@
+//! The object header and the memory layout of every built-in type.
+//!
+//! Every object is one block of the runtime's allocator, of kind
+//! `BlockKind::Object`, and an object pointer is always the block's first
+//! byte: so "is this a live object of this runtime?" is the allocator's O(1)
+//! block test plus one flag test ([`crate::Heap::check`]).
+//!
+//! ```text
+//! atoms (int, float, bool, None, str):   [ refcnt | type_id flags ][ data ...
+//! containers (tuple, list, dict, ...):   [ refcnt | type_id flags ][ gc next | gc prev ][ data ...
+//! ```
+//! CPython puts its 16-byte `PyGC_Head` *before* the object; we put the
+//! links after the header, so that the object pointer is the block start
+//! for every type. A container's element array (a list's items, a dict's
+//! table, an instance's values) is a separate block of kind `Internal`.
+//!
+//! Invariants (checked by `Heap::check_invariants`):
+//! 1. A live object has `refcnt >= 1`, or is immortal (`IMMORTAL` flag,
+//!    `refcnt == IMMORTAL_REFCNT`, never freed before the heap).
+//! 2. `DEAD` objects (waiting on a free list, or in their host `dealloc`
+//!    callback) have `refcnt == 0` and are refused by `Heap::check`.
+//! 3. An object is in exactly one generation list iff it is `TRACKED`.
+
+use std::ptr::NonNull;
+
+/// An object pointer. Ownership (new or borrowed reference) is by
+/// convention, stated by each function, as in CPython's C API.
+pub type Obj = NonNull<ObjHeader>;
+
+/// The reference count immortal objects report (CPython 3.12's value).
+pub const IMMORTAL_REFCNT: usize = 0xFFFF_FFFF;
+
+#[repr(C)]
+pub struct ObjHeader {
+    pub(crate) refcnt: usize,
+    pub(crate) type_id: u32,
+    pub(crate) flags: u32,
+}
+
+/// The cycle collector's links, right after the header of container types.
+#[repr(C)]
+pub struct GcLinks {
+    pub next: *mut GcLinks,
+    pub prev: *mut GcLinks,
+}
+
+/// Header flags.
+pub mod flags {
+    /// Never freed before the heap; incref/decref do nothing (PEP 683).
+    pub const IMMORTAL: u32 = 1 << 0;
+    /// In a generation list of the collector.
+    pub const TRACKED: u32 = 1 << 1;
+    /// Its `finalize` callback ran (PEP 442: at most once).
+    pub const FINALIZED: u32 = 1 << 2;
+    /// Dead to the ABI: on a free list, or being deallocated.
+    pub const DEAD: u32 = 1 << 3;
+    /// An interned string (the intern table holds an uncounted reference).
+    pub const INTERNED: u32 = 1 << 4;
+    /// A container type: `GcLinks` follow the header.
+    pub const GC: u32 = 1 << 5;
+}
+
+/// Type ids of the built-in types; host types follow from `FIRST_HOST_TYPE`.
+pub mod type_ids {
+    pub const NONE: u32 = 0;
+    pub const BOOL: u32 = 1;
+    pub const INT: u32 = 2;
+    pub const FLOAT: u32 = 3;
+    pub const STR: u32 = 4;
+    pub const TUPLE: u32 = 5;
+    pub const LIST: u32 = 6;
+    pub const DICT: u32 = 7;
+    pub const MODULE: u32 = 8;
+    pub const FUNCTION: u32 = 9;
+    pub const FIRST_HOST_TYPE: u32 = 10;
+}
+
+#[repr(C)]
+pub(crate) struct IntObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) value: i64,
+}
+
+#[repr(C)]
+pub(crate) struct FloatObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) value: f64,
+}
+
+#[repr(C)]
+pub(crate) struct BoolObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) value: u64,
+}
+
+/// A str: UTF-8 bytes inline after the fixed part, NUL-terminated (so C can
+/// read `pymem_str_value` directly).
+#[repr(C)]
+pub(crate) struct StrObj {
+    pub(crate) h: ObjHeader,
+    /// Cached hash; `HASH_NOT_COMPUTED` until first asked.
+    pub(crate) hash: i64,
+    pub(crate) len: usize,
+    pub(crate) data: [u8; 0],
+}
+
+pub(crate) const HASH_NOT_COMPUTED: i64 = -1;
+
+#[repr(C)]
+pub(crate) struct TupleObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) gc: GcLinks,
+    pub(crate) len: usize,
+    pub(crate) items: [Obj; 0],
+}
+
+#[repr(C)]
+pub(crate) struct ListObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) gc: GcLinks,
+    pub(crate) len: usize,
+    pub(crate) cap: usize,
+    /// An `Internal` block of `cap` pointers (null when `cap == 0`).
+    pub(crate) items: *mut Obj,
+}
+
+#[repr(C)]
+pub(crate) struct DictObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) gc: GcLinks,
+    pub(crate) table: crate::dict::DictTable,
+}
+
+/// An instance of a host type: attribute values inline in a values array
+/// indexed by the type's shared keys (CPython 3.11's split table), then the
+/// host's payload bytes.
+#[repr(C)]
+pub(crate) struct InstanceObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) gc: GcLinks,
+    /// `Internal` block of `nvalues` slots, null slots for deleted or unset
+    /// attributes; slot `i` belongs to the type's key `i`.
+    pub(crate) values: *mut Option<Obj>,
+    pub(crate) nvalues: usize,
+    /// Host bytes follow, 16-byte aligned.
+    pub(crate) payload: [u128; 0],
+}
+
+/// A module: its name and its attributes in a dict.
+#[repr(C)]
+pub(crate) struct ModuleObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) gc: GcLinks,
+    pub(crate) name: Obj,
+    pub(crate) dict: Obj,
+}
+
+/// A function: a name, a native callback with its userdata, and attributes.
+#[repr(C)]
+pub(crate) struct FunctionObj {
+    pub(crate) h: ObjHeader,
+    pub(crate) gc: GcLinks,
+    pub(crate) name: Obj,
+    pub(crate) dict: Obj,
+    /// The host's `pymem_native_fn` and userdata, opaque here: the facade
+    /// calls them.
+    pub(crate) native: usize,
+    pub(crate) userdata: usize,
+}
+
+/// The header of an object.
+///
+/// # Safety
+/// `o` is a live object (or one being deallocated).
+#[inline(always)]
+pub(crate) unsafe fn header<'a>(o: Obj) -> &'a mut ObjHeader {
+    // SAFETY: contract.
+    unsafe { &mut *o.as_ptr() }
+}
+
+/// The object's memory as a `T` of its type.
+///
+/// # Safety
+/// `o` is a live object whose layout is `T`.
+#[inline(always)]
+pub(crate) unsafe fn body<'a, T>(o: Obj) -> &'a mut T {
+    // SAFETY: contract.
+    unsafe { &mut *(o.as_ptr() as *mut T) }
+}
+
+/// The collector links of a container.
+///
+/// # Safety
+/// `o` is a live container (`GC` flag).
+#[inline(always)]
+pub(crate) unsafe fn gc_links(o: Obj) -> *mut GcLinks {
+    // SAFETY: containers have their links right after the header.
+    unsafe { (o.as_ptr() as *mut u8).add(std::mem::size_of::<ObjHeader>()) as *mut GcLinks }
+}
+
+/// The object whose links these are.
+///
+/// # Safety
+/// `links` are the links of a container.
+#[inline(always)]
+pub unsafe fn from_gc_links(links: *mut GcLinks) -> Obj {
+    // SAFETY: contract: the header precedes the links.
+    unsafe { NonNull::new_unchecked((links as *mut u8).sub(std::mem::size_of::<ObjHeader>()) as *mut ObjHeader) }
+}

@@ -29,6 +29,13 @@
 #include <stdbool.h>
 
 /**
+ * The reference count immortal objects report (CPython 3.12's value):
+ * None, True, False, the small ints, the empty tuple and string, and
+ * one-character ASCII strings. incref/decref do nothing on them.
+ */
+#define PYMEM_IMMORTAL_REFCNT 4294967295
+
+/**
  * `pymem_config.geometry`: CPython 3.10+ on 64-bit, 16 KiB pools in 1 MiB arenas (default).
  */
 #define PYMEM_GEOMETRY_CPYTHON_310 0
@@ -150,17 +157,28 @@ typedef int32_t pymem_status;
 #endif // __cplusplus
 
 /**
+ * An object (opaque). Its address is its identity (`pymem_id`).
+ */
+typedef struct pymem_object pymem_object;
+
+/**
  * A runtime: an allocator (and, as later parts land, objects, a collector,
  * namespaces) that belongs to one thread at a time.
  */
 typedef struct pymem_runtime pymem_runtime;
 
 /**
+ * A host-defined type (opaque), from `pymem_type_new`; lives as long as
+ * its runtime.
+ */
+typedef struct pymem_type pymem_type;
+
+/**
  * Allocator statistics (`pymem_alloc_get_stats`). Small-block figures count
  * whole size-class blocks; large blocks (over 512 bytes) count the bytes
  * requested.
  */
-typedef struct {
+typedef struct pymem_alloc_stats {
   /**
    * Size-class bytes of live small blocks + requested bytes of live large blocks.
    */
@@ -213,10 +231,80 @@ typedef struct {
 } pymem_alloc_stats;
 
 /**
+ * Called by `traverse` for each child; a non-zero return stops the
+ * traversal (and `traverse` should return it). `child` is borrowed.
+ */
+typedef int (*pymem_visit_fn)(struct pymem_object *child, void *arg);
+
+/**
+ * A host type's callbacks; see `pymem_type_spec`.
+ */
+typedef int (*pymem_traverse_fn)(struct pymem_object *object,
+                                 pymem_visit_fn visit,
+                                 void *arg,
+                                 void *userdata);
+
+typedef void (*pymem_clear_fn)(struct pymem_runtime *rt, struct pymem_object *object, void *userdata);
+
+typedef void (*pymem_finalize_fn)(struct pymem_runtime *rt,
+                                  struct pymem_object *object,
+                                  void *userdata);
+
+typedef void (*pymem_dealloc_fn)(struct pymem_object *object, void *payload, void *userdata);
+
+/**
+ * What a host type is made of. Fill it with `pymem_type_spec_init`.
+ */
+typedef struct pymem_type_spec {
+  /**
+   * The type's name, NUL-terminated UTF-8 (copied).
+   */
+  const char *name;
+  /**
+   * Host bytes per instance (`pymem_instance_payload`), zeroed at creation.
+   */
+  size_t payload_size;
+  /**
+   * Reports each child reference held in the payload (NULL: none).
+   */
+  pymem_traverse_fn traverse;
+  /**
+   * Drops the payload's child references (decref). Runs before `dealloc`
+   * when an instance dies, and when the collector breaks a cycle.
+   */
+  pymem_clear_fn clear;
+  /**
+   * PEP 442 finalizer, at most once per object (the collector's, issue 4).
+   */
+  pymem_finalize_fn finalize;
+  /**
+   * Releases host resources of the payload; runs when an instance is
+   * freed, and for every live instance at `pymem_runtime_free`.
+   */
+  pymem_dealloc_fn dealloc;
+  /**
+   * Passed to every callback.
+   */
+  void *userdata;
+} pymem_type_spec;
+
+/**
+ * A native function (`pymem_function_new`, called by `pymem_call`): reads
+ * `nargs` borrowed `args`, stores a NEW reference in `*result` (or leaves
+ * it NULL for None) and returns `PYMEM_OK`, or returns an error status,
+ * which `pymem_call` passes on.
+ */
+typedef pymem_status (*pymem_native_fn)(struct pymem_runtime *rt,
+                                        struct pymem_object *const *args,
+                                        size_t nargs,
+                                        struct pymem_object **result,
+                                        void *userdata);
+
+/**
  * Settings of a runtime. Fill it with `pymem_config_init`, then change the
  * fields you need; the runtime copies it, so it may live on the stack.
  */
-typedef struct {
+typedef struct pymem_config {
   /**
    * Pool and arena sizes: `PYMEM_GEOMETRY_CPYTHON_310` (default) or
    * `PYMEM_GEOMETRY_CPYTHON_38`.
@@ -240,6 +328,25 @@ typedef struct {
    * when a loop empties and refills the same pools).
    */
   uint64_t pool_release_delay;
+  /**
+   * Ints in `small_int_min..=small_int_max` are cached immortal objects
+   * (default -5..=256, as CPython; 3.15 caches up to 1024).
+   */
+  int64_t small_int_min;
+  int64_t small_int_max;
+  /**
+   * repr/equal/deepcopy nested deeper than this fail with
+   * `PYMEM_ERR_RECURSION` (default 10,000).
+   */
+  uint64_t recursion_limit;
+  /**
+   * Bounds of the free lists of CPython's layer 3: floats (100), tuples
+   * per length up to 20 (2000 each), lists (80), dicts (80). 0 disables one.
+   */
+  uint64_t float_free_list;
+  uint64_t tuple_free_list;
+  uint64_t list_free_list;
+  uint64_t dict_free_list;
 } pymem_config;
 
 #ifdef __cplusplus
@@ -256,7 +363,7 @@ extern "C" {
  * # Safety
  * `rt` is NULL or a live runtime.
  */
-void *pymem_malloc(pymem_runtime *rt, size_t n);
+void *pymem_malloc(struct pymem_runtime *rt, size_t n);
 
 /**
  * Allocates `count * size` zeroed bytes. An overflowing product fails with
@@ -265,7 +372,7 @@ void *pymem_malloc(pymem_runtime *rt, size_t n);
  * # Safety
  * `rt` is NULL or a live runtime.
  */
-void *pymem_calloc(pymem_runtime *rt, size_t count, size_t size);
+void *pymem_calloc(struct pymem_runtime *rt, size_t count, size_t size);
 
 /**
  * Resizes the block at `p` to `n` bytes, as CPython's `PyObject_Realloc`:
@@ -279,7 +386,7 @@ void *pymem_calloc(pymem_runtime *rt, size_t count, size_t size);
  * `rt` is NULL or a live runtime. `p` may be any value: it is validated
  * before anything is read or written.
  */
-void *pymem_realloc(pymem_runtime *rt, void *p, size_t n);
+void *pymem_realloc(struct pymem_runtime *rt, void *p, size_t n);
 
 /**
  * Frees a block of this runtime. NULL is fine. Every free is validated in
@@ -291,7 +398,7 @@ void *pymem_realloc(pymem_runtime *rt, void *p, size_t n);
  * # Safety
  * `rt` is NULL or a live runtime. `p` may be any value.
  */
-pymem_status pymem_free(pymem_runtime *rt, void *p);
+pymem_status pymem_free(struct pymem_runtime *rt, void *p);
 
 /**
  * Fills `*out` with the allocator's statistics.
@@ -299,7 +406,7 @@ pymem_status pymem_free(pymem_runtime *rt, void *p);
  * # Safety
  * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
  */
-pymem_status pymem_alloc_get_stats(pymem_runtime *rt, pymem_alloc_stats *out);
+pymem_status pymem_alloc_get_stats(struct pymem_runtime *rt, struct pymem_alloc_stats *out);
 
 /**
  * Writes a report in the layout of CPython's `sys._debugmallocstats()` —
@@ -310,7 +417,7 @@ pymem_status pymem_alloc_get_stats(pymem_runtime *rt, pymem_alloc_stats *out);
  * # Safety
  * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
  */
-pymem_status pymem_debug_malloc_stats(pymem_runtime *rt, char **out);
+pymem_status pymem_debug_malloc_stats(struct pymem_runtime *rt, char **out);
 
 /**
  * Gives back to the OS every empty pool's pages (MADV_DONTNEED) and every
@@ -320,7 +427,7 @@ pymem_status pymem_debug_malloc_stats(pymem_runtime *rt, char **out);
  * # Safety
  * `rt` is NULL or a live runtime; `released_bytes` is NULL or writable.
  */
-pymem_status pymem_release_free_arenas(pymem_runtime *rt, size_t *released_bytes);
+pymem_status pymem_release_free_arenas(struct pymem_runtime *rt, size_t *released_bytes);
 
 /**
  * Frees a string that pymem handed out through a `char **out` parameter.
@@ -331,6 +438,484 @@ pymem_status pymem_release_free_arenas(pymem_runtime *rt, size_t *released_bytes
  * `s` is NULL or a string from a pymem call, not yet freed.
  */
 void pymem_string_free(char *s);
+
+/**
+ * Sets every field of `*spec` to its default (NULL, 0). NULL is ignored.
+ *
+ * # Safety
+ * `spec` is NULL or writable.
+ */
+void pymem_type_spec_init(struct pymem_type_spec *spec);
+
+/**
+ * Takes a reference to `o`. Immortal objects ignore it. Allowed inside
+ * `clear` and `dealloc` callbacks.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `o` may be any value (validated).
+ */
+pymem_status pymem_incref(struct pymem_runtime *rt, struct pymem_object *o);
+
+/**
+ * Drops a reference to `o`; the last one frees it (host `clear`/`dealloc`
+ * callbacks run, then what only it kept alive is freed, iteratively).
+ * Immortal objects ignore it. An object whose count is already 0 (one
+ * waiting on a free list) gives `PYMEM_ERR_REFCOUNT_UNDERFLOW`. Allowed
+ * inside `clear` and `dealloc` callbacks.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `o` may be any value (validated).
+ */
+pymem_status pymem_decref(struct pymem_runtime *rt, struct pymem_object *o);
+
+/**
+ * The exact reference count of `o` (`PYMEM_IMMORTAL_REFCNT` for immortal
+ * objects). CPython's `sys.getrefcount(x)` shows this + 1 (its argument).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_refcount(struct pymem_runtime *rt, struct pymem_object *o, ptrdiff_t *out);
+
+/**
+ * The identity of an object: its address, as CPython's `id()`. NULL gives 0.
+ * Needs no runtime; callable from any thread.
+ */
+size_t pymem_id(const struct pymem_object *o);
+
+/**
+ * 1 if `a` and `b` are the same object (Python's `is`), else 0.
+ */
+int pymem_is(const struct pymem_object *a, const struct pymem_object *b);
+
+/**
+ * None (immortal).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_none(struct pymem_runtime *rt, struct pymem_object **out);
+
+/**
+ * True when `v` is non-zero, else False (both immortal).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_bool(struct pymem_runtime *rt, int v, struct pymem_object **out);
+
+/**
+ * An int. Values in the small-int range (-5..=256 by default) are cached
+ * immortal objects: two calls give the same `pymem_id`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_int_new(struct pymem_runtime *rt, int64_t v, struct pymem_object **out);
+
+/**
+ * The value of an int (or bool). Another type: `PYMEM_ERR_TYPE`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_int_value(struct pymem_runtime *rt, struct pymem_object *o, int64_t *out);
+
+/**
+ * A float (reused from the float free list when it has one).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_float_new(struct pymem_runtime *rt, double v, struct pymem_object **out);
+
+/**
+ * The value of a float. Another type: `PYMEM_ERR_TYPE`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_float_value(struct pymem_runtime *rt, struct pymem_object *o, double *out);
+
+/**
+ * The bytes `utf8[0..len]` as a str (not NUL-terminated; may hold NUL).
+ * Invalid UTF-8: `PYMEM_ERR_INVALID_ARGUMENT`. `utf8` may be NULL when `len`
+ * is 0. The empty string and one-character ASCII strings are immortal
+ * singletons.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `utf8` is readable for `len` bytes;
+ * `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_str_new(struct pymem_runtime *rt,
+                           const char *utf8,
+                           size_t len,
+                           struct pymem_object **out);
+
+/**
+ * The interned str equal to `utf8[0..len]`: the same object every time while
+ * it lives. The intern table's own reference is not counted (CPython's
+ * rule): the string is freed with its last outside reference.
+ *
+ * # Safety
+ * As `pymem_str_new`.
+ */
+pymem_status pymem_str_intern(struct pymem_runtime *rt,
+                              const char *utf8,
+                              size_t len,
+                              struct pymem_object **out);
+
+/**
+ * The UTF-8 bytes of a str and their length. `*utf8` is BORROWED: valid
+ * while the object lives, NUL-terminated after `len` bytes. `len` may be
+ * NULL.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `utf8` is NULL (an error) or writable;
+ * `len` is NULL or writable.
+ */
+pymem_status pymem_str_value(struct pymem_runtime *rt,
+                             struct pymem_object *o,
+                             const char **utf8,
+                             size_t *len);
+
+/**
+ * A tuple of the `n` objects of `items` (the tuple takes its own
+ * references). `n == 0` gives the immortal empty tuple.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `items` is readable for `n` pointers
+ * (NULL allowed when `n == 0`); `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_tuple_new(struct pymem_runtime *rt,
+                             size_t n,
+                             struct pymem_object *const *items,
+                             struct pymem_object **out);
+
+/**
+ * Item `i` of a tuple (new reference); `PYMEM_ERR_INDEX` past the end.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_tuple_get(struct pymem_runtime *rt,
+                             struct pymem_object *t,
+                             size_t i,
+                             struct pymem_object **out);
+
+/**
+ * The length of a tuple.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_tuple_len(struct pymem_runtime *rt, struct pymem_object *t, size_t *out);
+
+/**
+ * An empty list.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_list_new(struct pymem_runtime *rt, struct pymem_object **out);
+
+/**
+ * Appends `item` (the list takes its own reference).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_list_append(struct pymem_runtime *rt,
+                               struct pymem_object *list,
+                               struct pymem_object *item);
+
+/**
+ * Inserts `item` before index `i`; past the end appends (Python's insert).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_list_insert(struct pymem_runtime *rt,
+                               struct pymem_object *list,
+                               size_t i,
+                               struct pymem_object *item);
+
+/**
+ * Item `i` (new reference); `PYMEM_ERR_INDEX` past the end.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_list_get(struct pymem_runtime *rt,
+                            struct pymem_object *list,
+                            size_t i,
+                            struct pymem_object **out);
+
+/**
+ * Replaces item `i` (the list takes a reference to `item` and drops its
+ * reference to the old one); `PYMEM_ERR_INDEX` past the end.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_list_set(struct pymem_runtime *rt,
+                            struct pymem_object *list,
+                            size_t i,
+                            struct pymem_object *item);
+
+/**
+ * Removes item `i` and hands it out (the caller gets the list's reference);
+ * `PYMEM_ERR_INDEX` past the end.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_list_pop(struct pymem_runtime *rt,
+                            struct pymem_object *list,
+                            size_t i,
+                            struct pymem_object **out);
+
+/**
+ * The length of a list.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_list_len(struct pymem_runtime *rt, struct pymem_object *list, size_t *out);
+
+/**
+ * An empty dict (insertion-ordered, CPython's compact layout).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_dict_new(struct pymem_runtime *rt, struct pymem_object **out);
+
+/**
+ * `d[key] = value` (the dict takes references to both). An unhashable key
+ * (list, dict) gives `PYMEM_ERR_TYPE` "unhashable type: 'list'".
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_dict_set(struct pymem_runtime *rt,
+                            struct pymem_object *d,
+                            struct pymem_object *key,
+                            struct pymem_object *value);
+
+/**
+ * `d[key]` (new reference); `PYMEM_ERR_KEY` when missing.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_dict_get(struct pymem_runtime *rt,
+                            struct pymem_object *d,
+                            struct pymem_object *key,
+                            struct pymem_object **out);
+
+/**
+ * `del d[key]`; `PYMEM_ERR_KEY` when missing.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_dict_del(struct pymem_runtime *rt,
+                            struct pymem_object *d,
+                            struct pymem_object *key);
+
+/**
+ * The number of items of a dict.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_dict_len(struct pymem_runtime *rt, struct pymem_object *d, size_t *out);
+
+/**
+ * Iterates a dict in insertion order: start with `*pos = 0`; each call
+ * hands out the next key and value (new references; either out-pointer may
+ * be NULL to skip it) and advances `*pos`; after the last item it returns
+ * `PYMEM_ERR_INDEX`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `pos` is NULL (an error) or read-write;
+ * `key`, `value` are NULL or writable.
+ */
+pymem_status pymem_dict_next(struct pymem_runtime *rt,
+                             struct pymem_object *d,
+                             size_t *pos,
+                             struct pymem_object **key,
+                             struct pymem_object **value);
+
+/**
+ * `hash(o)` as Python computes it (`hash(1) == hash(1.0)`, `hash(-1) ==
+ * -2`; str hashes are a fixed FNV-1a, not CPython's randomised SipHash).
+ * Lists and dicts: `PYMEM_ERR_TYPE` "unhashable type: 'list'".
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_hash(struct pymem_runtime *rt, struct pymem_object *o, int64_t *out);
+
+/**
+ * `*out = (a == b)` as Python: `1 == 1.0 == True`, containers item by
+ * item, NaN unequal to itself. Deeper than the recursion limit:
+ * `PYMEM_ERR_RECURSION`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_equal(struct pymem_runtime *rt,
+                         struct pymem_object *a,
+                         struct pymem_object *b,
+                         int *out);
+
+/**
+ * `repr(o)` as Python writes it; recursive containers show as `[...]`.
+ * `*out` is freed with `pymem_string_free`. Deeper than the recursion
+ * limit: `PYMEM_ERR_RECURSION`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_repr(struct pymem_runtime *rt, struct pymem_object *o, char **out);
+
+/**
+ * `o.name = value` on an instance, module or function (`name`:
+ * NUL-terminated UTF-8). Other types: `PYMEM_ERR_TYPE`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string.
+ */
+pymem_status pymem_setattr(struct pymem_runtime *rt,
+                           struct pymem_object *o,
+                           const char *name,
+                           struct pymem_object *value);
+
+/**
+ * `o.name` (new reference); `PYMEM_ERR_KEY` when unset.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
+ * `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_getattr(struct pymem_runtime *rt,
+                           struct pymem_object *o,
+                           const char *name,
+                           struct pymem_object **out);
+
+/**
+ * `del o.name`; `PYMEM_ERR_KEY` when unset.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string.
+ */
+pymem_status pymem_delattr(struct pymem_runtime *rt, struct pymem_object *o, const char *name);
+
+/**
+ * Defines a host type from `*spec` (copied; the name is copied too). The
+ * handle lives as long as the runtime; it is not freed by the host.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `spec` is NULL (an error) or an
+ * initialised `pymem_type_spec`; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_type_new(struct pymem_runtime *rt,
+                            const struct pymem_type_spec *spec,
+                            struct pymem_type **out);
+
+/**
+ * A new instance of host type `t`: payload zeroed, no attributes.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_instance_new(struct pymem_runtime *rt,
+                                struct pymem_type *t,
+                                struct pymem_object **out);
+
+/**
+ * `*out = 1` if `o` is an instance of host type `t`, else 0.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_is_instance(struct pymem_runtime *rt,
+                               struct pymem_object *o,
+                               struct pymem_type *t,
+                               int *out);
+
+/**
+ * The host bytes of an instance of a host type (BORROWED: valid while the
+ * object lives; 16-byte aligned). Other types: `PYMEM_ERR_TYPE`. Callable
+ * inside every host callback, for the object being cleared or deallocated
+ * too.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_instance_payload(struct pymem_runtime *rt, struct pymem_object *o, void **out);
+
+/**
+ * A module named `name` (NUL-terminated UTF-8), with no attributes.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
+ * `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_module_new(struct pymem_runtime *rt,
+                              const char *name,
+                              struct pymem_object **out);
+
+/**
+ * A function named `name` that `pymem_call` runs as `native(rt, args,
+ * nargs, &result, userdata)`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
+ * `out` is NULL (an error) or writable; `native` is NULL (an error) or a
+ * function of the `pymem_native_fn` type.
+ */
+pymem_status pymem_function_new(struct pymem_runtime *rt,
+                                const char *name,
+                                pymem_native_fn native,
+                                void *userdata,
+                                struct pymem_object **out);
+
+/**
+ * Calls a function with `nargs` borrowed `args`; `*result` gets its result
+ * (a new reference; None when the native function left it NULL). The
+ * native function may call anything but `pymem_runtime_free`; an error
+ * status it returns is passed on.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `args` is readable for `nargs` pointers
+ * (NULL when `nargs == 0`); `result` is NULL (an error) or writable.
+ */
+pymem_status pymem_call(struct pymem_runtime *rt,
+                        struct pymem_object *f,
+                        struct pymem_object *const *args,
+                        size_t nargs,
+                        struct pymem_object **result);
+
+/**
+ * The name of `o`'s type: "int", "list", a host type's name... BORROWED:
+ * valid while the runtime lives. Callable inside every host callback.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_type_name(struct pymem_runtime *rt, struct pymem_object *o, const char **out);
+
+/**
+ * Empties the per-type free lists (floats, tuples by length, lists,
+ * dicts), giving their blocks back to the allocator.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_clear_free_lists(struct pymem_runtime *rt);
 
 /**
  * Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
@@ -344,7 +929,7 @@ void pymem_string_free(char *s);
  * # Safety
  * `cfg` is NULL or points to writable memory for a `pymem_config`.
  */
-void pymem_config_init(pymem_config *cfg);
+void pymem_config_init(struct pymem_config *cfg);
 
 /**
  * Creates a runtime owned by the calling thread and stores it in `*out`.
@@ -357,7 +942,7 @@ void pymem_config_init(pymem_config *cfg);
  * `cfg` is NULL or points to an initialised `pymem_config`; `out` is NULL
  * (an error) or writable.
  */
-pymem_status pymem_runtime_new(const pymem_config *cfg, pymem_runtime **out);
+pymem_status pymem_runtime_new(const struct pymem_config *cfg, struct pymem_runtime **out);
 
 /**
  * Frees a runtime and everything it owns: every block still allocated, its
@@ -370,7 +955,7 @@ pymem_status pymem_runtime_new(const pymem_config *cfg, pymem_runtime **out);
  * # Safety
  * `rt` is NULL or a live runtime; after this call it is dangling.
  */
-pymem_status pymem_runtime_free(pymem_runtime *rt);
+pymem_status pymem_runtime_free(struct pymem_runtime *rt);
 
 /**
  * Makes the calling thread the owner of a detached runtime. `PYMEM_OK` if
@@ -379,7 +964,7 @@ pymem_status pymem_runtime_free(pymem_runtime *rt);
  * # Safety
  * `rt` is NULL or a live runtime.
  */
-pymem_status pymem_runtime_attach(pymem_runtime *rt);
+pymem_status pymem_runtime_attach(struct pymem_runtime *rt);
 
 /**
  * Gives up the calling thread's ownership, so that another thread may
@@ -388,7 +973,7 @@ pymem_status pymem_runtime_attach(pymem_runtime *rt);
  * # Safety
  * `rt` is NULL or a live runtime.
  */
-pymem_status pymem_runtime_detach(pymem_runtime *rt);
+pymem_status pymem_runtime_detach(struct pymem_runtime *rt);
 
 /**
  * The message of the last failed call on `rt` ("" if none), valid until the
@@ -401,7 +986,7 @@ pymem_status pymem_runtime_detach(pymem_runtime *rt);
  * # Safety
  * `rt` is NULL or a live runtime.
  */
-const char *pymem_last_error(const pymem_runtime *rt);
+const char *pymem_last_error(const struct pymem_runtime *rt);
 
 /**
  * The status of the last failed call on `rt` (`PYMEM_OK` if none), with
@@ -414,7 +999,7 @@ const char *pymem_last_error(const pymem_runtime *rt);
  * # Safety
  * `rt` is NULL or a live runtime.
  */
-pymem_status pymem_last_status(const pymem_runtime *rt);
+pymem_status pymem_last_status(const struct pymem_runtime *rt);
 
 /**
  * The library's version, e.g. `"0.1.0"` (the header's `PYMEM_VERSION_*`

@@ -73,7 +73,7 @@ impl From<obmalloc::Stats> for AllocStats {
 #[no_mangle]
 pub unsafe extern "C" fn pymem_malloc(rt: *mut Runtime, n: usize) -> *mut c_void {
     ffi_boundary!(pointer rt, "pymem_malloc", |state| {
-        state.alloc.malloc(n).map(|p| p.as_ptr().cast())
+        state.heap.alloc.malloc(n).map(|p| p.as_ptr().cast())
     })
 }
 
@@ -85,7 +85,7 @@ pub unsafe extern "C" fn pymem_malloc(rt: *mut Runtime, n: usize) -> *mut c_void
 #[no_mangle]
 pub unsafe extern "C" fn pymem_calloc(rt: *mut Runtime, count: usize, size: usize) -> *mut c_void {
     ffi_boundary!(pointer rt, "pymem_calloc", |state| {
-        state.alloc.calloc(count, size).map(|p| p.as_ptr().cast())
+        state.heap.alloc.calloc(count, size).map(|p| p.as_ptr().cast())
     })
 }
 
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn pymem_calloc(rt: *mut Runtime, count: usize, size: usiz
 #[no_mangle]
 pub unsafe extern "C" fn pymem_realloc(rt: *mut Runtime, p: *mut c_void, n: usize) -> *mut c_void {
     ffi_boundary!(pointer rt, "pymem_realloc", |state| {
-        state.alloc.realloc(p.cast(), n).map(|p| p.as_ptr().cast())
+        state.heap.alloc.realloc(p.cast(), n).map(|p| p.as_ptr().cast())
     })
 }
 
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn pymem_realloc(rt: *mut Runtime, p: *mut c_void, n: usiz
 /// `rt` is NULL or a live runtime. `p` may be any value.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_free(rt: *mut Runtime, p: *mut c_void) -> Status {
-    ffi_boundary!(status rt, "pymem_free", |state| state.alloc.free(p.cast()))
+    ffi_boundary!(status rt, "pymem_free", |state| state.heap.alloc.free(p.cast()))
 }
 
 /// Fills `*out` with the allocator's statistics.
@@ -128,7 +128,7 @@ pub unsafe extern "C" fn pymem_alloc_get_stats(rt: *mut Runtime, out: *mut Alloc
     ffi_boundary!(status rt, "pymem_alloc_get_stats", |state| {
         require(out, "out")?;
         // SAFETY: checked non-null; writable per the contract.
-        unsafe { write_out(out, state.alloc.stats().into()) };
+        unsafe { write_out(out, state.heap.alloc.stats().into()) };
         Ok::<(), Failure>(())
     })
 }
@@ -144,7 +144,8 @@ pub unsafe extern "C" fn pymem_alloc_get_stats(rt: *mut Runtime, out: *mut Alloc
 pub unsafe extern "C" fn pymem_debug_malloc_stats(rt: *mut Runtime, out: *mut *mut c_char) -> Status {
     ffi_boundary!(status rt, "pymem_debug_malloc_stats", |state| {
         require(out, "out")?;
-        let text = state.alloc.debug_malloc_stats();
+        let mut text = state.heap.alloc.debug_malloc_stats();
+        state.heap.free_list_stats(&mut text);
         // SAFETY: checked non-null; writable per the contract.
         unsafe { write_out(out, crate::boundary::c_message(&text).into_raw()) };
         Ok::<(), Failure>(())
@@ -160,7 +161,7 @@ pub unsafe extern "C" fn pymem_debug_malloc_stats(rt: *mut Runtime, out: *mut *m
 #[no_mangle]
 pub unsafe extern "C" fn pymem_release_free_arenas(rt: *mut Runtime, released_bytes: *mut usize) -> Status {
     ffi_boundary!(status rt, "pymem_release_free_arenas", |state| {
-        let released = state.alloc.release_free_arenas();
+        let released = state.heap.alloc.release_free_arenas();
         if !released_bytes.is_null() {
             // SAFETY: non-null and writable per the contract.
             unsafe { write_out(released_bytes, released) };

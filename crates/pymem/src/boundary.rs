@@ -37,6 +37,24 @@ impl Failure {
     }
 }
 
+impl From<refcount_object::ObjError> for Failure {
+    fn from(e: refcount_object::ObjError) -> Failure {
+        use refcount_object::ObjError as E;
+        let status = match &e {
+            E::InvalidPointer(_) => Status::PYMEM_ERR_INVALID_POINTER,
+            E::RefcountUnderflow(_) => Status::PYMEM_ERR_REFCOUNT_UNDERFLOW,
+            E::Type(_) => Status::PYMEM_ERR_TYPE,
+            E::Index(_) => Status::PYMEM_ERR_INDEX,
+            E::Key(_) => Status::PYMEM_ERR_KEY,
+            E::InvalidArgument(_) => Status::PYMEM_ERR_INVALID_ARGUMENT,
+            E::Recursion(_) => Status::PYMEM_ERR_RECURSION,
+            E::Busy(_) => Status::PYMEM_ERR_BUSY,
+            E::NoMemory(_) => Status::PYMEM_ERR_NO_MEMORY,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
 impl From<obmalloc::AllocError> for Failure {
     fn from(e: obmalloc::AllocError) -> Failure {
         use obmalloc::AllocError as E;
@@ -120,6 +138,39 @@ pub(crate) fn thread_status() -> Status {
 #[inline(never)]
 fn null_runtime(function: &str) -> Status {
     thread_error(Status::PYMEM_ERR_NULL_ARGUMENT, &format!("{function}: the runtime is NULL"))
+}
+
+/// Which owner test an entry point uses (see `runtime::Restriction`).
+#[derive(Clone, Copy)]
+pub(crate) enum Access {
+    /// Ordinary calls: refused inside `clear`, `dealloc` and `traverse`.
+    Full,
+    /// incref/decref: also allowed inside `clear` and `dealloc`.
+    Refcount,
+    /// Calls that change nothing: allowed inside every callback.
+    Read,
+}
+
+/// `enter` with the owner test of `access`.
+///
+/// # Safety
+/// As `enter`.
+#[inline(always)]
+pub(crate) unsafe fn enter_for<'a>(rt: *const Runtime, function: &str, access: Access) -> Result<&'a Runtime, Status> {
+    if rt.is_null() {
+        return Err(null_runtime(function));
+    }
+    // SAFETY: non-null, and live per the contract.
+    let rt = unsafe { &*rt };
+    let owned = match access {
+        Access::Full => rt.owned_by_caller(),
+        Access::Refcount => rt.owned_for_refcount(),
+        Access::Read => rt.owned_for_reading(),
+    };
+    if !owned {
+        return Err(rt.refuse(function));
+    }
+    Ok(rt)
 }
 
 /// Checks the handle and the owner. On success the caller may use the
@@ -211,6 +262,19 @@ macro_rules! ffi_boundary {
         match unsafe { $crate::boundary::enter($rt, $function) } {
             Err(status) => status,
             Ok(rt) => $crate::boundary::run(rt, $function, (), |$state| $body).1,
+        }
+    }};
+    // Object calls: after the body, the host's pending clear/dealloc
+    // callbacks run (never inside a borrow of the heap).
+    (object $access:ident $rt:expr, $function:expr, |$state:ident| $body:expr) => {{
+        // SAFETY: the C caller passes NULL or a live runtime (API contract).
+        match unsafe { $crate::boundary::enter_for($rt, $function, $crate::boundary::Access::$access) } {
+            Err(status) => status,
+            Ok(rt) => {
+                let status = $crate::boundary::run(rt, $function, (), |$state| $body).1;
+                $crate::object::after_object_call(rt, $function);
+                status
+            }
         }
     }};
     (pointer $rt:expr, $function:expr, |$state:ident| $body:expr) => {{

@@ -1,10 +1,11 @@
 //! Runtimes: creation, ownership by one thread at a time, messages, version.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use obmalloc::{Allocator, Geometry};
+use refcount_object::{Heap, HeapConfig};
 
 use crate::boundary::{
     c_message, current_thread_id, enter, run_without_runtime, thread_error, thread_error_ptr, thread_status, write_out,
@@ -47,6 +48,19 @@ pub struct Config {
     /// back to the OS. Default 256; 0 gives them back at once (may thrash
     /// when a loop empties and refills the same pools).
     pub pool_release_delay: u64,
+    /// Ints in `small_int_min..=small_int_max` are cached immortal objects
+    /// (default -5..=256, as CPython; 3.15 caches up to 1024).
+    pub small_int_min: i64,
+    pub small_int_max: i64,
+    /// repr/equal/deepcopy nested deeper than this fail with
+    /// `PYMEM_ERR_RECURSION` (default 10,000).
+    pub recursion_limit: u64,
+    /// Bounds of the free lists of CPython's layer 3: floats (100), tuples
+    /// per length up to 20 (2000 each), lists (80), dicts (80). 0 disables one.
+    pub float_free_list: u64,
+    pub tuple_free_list: u64,
+    pub list_free_list: u64,
+    pub dict_free_list: u64,
 }
 
 impl Default for Config {
@@ -56,6 +70,13 @@ impl Default for Config {
             debug_hooks: 0,
             max_bytes: 0,
             pool_release_delay: PYMEM_DEFAULT_POOL_RELEASE_DELAY,
+            small_int_min: -5,
+            small_int_max: 256,
+            recursion_limit: 10_000,
+            float_free_list: 100,
+            tuple_free_list: 2000,
+            list_free_list: 80,
+            dict_free_list: 80,
         }
     }
 }
@@ -154,15 +175,55 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The object layer's part of the configuration.
+    fn to_heap_config(self) -> Result<HeapConfig, String> {
+        if self.small_int_min > self.small_int_max || self.small_int_max - self.small_int_min > 1 << 20 {
+            return Err(format!(
+                "pymem_runtime_new: small ints {}..={} is not a range of at most 2^20 values",
+                self.small_int_min, self.small_int_max
+            ));
+        }
+        let size =
+            |v: u64, what: &str| usize::try_from(v).map_err(|_| format!("pymem_runtime_new: {what} {v} is too large"));
+        let defaults = HeapConfig::default();
+        Ok(HeapConfig {
+            small_int_min: self.small_int_min,
+            small_int_max: self.small_int_max,
+            recursion_limit: size(self.recursion_limit, "recursion_limit")?,
+            float_free_list: size(self.float_free_list, "float_free_list")?,
+            tuple_free_list: size(self.tuple_free_list, "tuple_free_list")?,
+            list_free_list: size(self.list_free_list, "list_free_list")?,
+            dict_free_list: size(self.dict_free_list, "dict_free_list")?,
+            ..defaults
+        })
+    }
+}
+
 /// What a runtime owns. Only the owner thread touches it.
 pub(crate) struct RuntimeState {
-    pub(crate) alloc: Allocator,
+    /// The objects, and under them the allocator (`heap.alloc`).
+    pub(crate) heap: Box<Heap>,
 }
 
 /// No thread owns the runtime (after `pymem_runtime_detach`).
 const DETACHED: usize = 0;
 /// A panic poisoned the runtime. Never a thread id (thread pointers are aligned).
 const POISONED: usize = usize::MAX;
+
+/// What a host callback may call back into, encoded in the low bits of the
+/// owner word while the callback runs (thread pointers are 16-aligned), so
+/// that every ordinary entry point refuses it with the same single compare
+/// that checks the owner.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+pub(crate) enum Restriction {
+    /// Inside `clear` and `dealloc`: only incref/decref (and
+    /// `pymem_instance_payload`, which changes nothing).
+    RefcountOnly = 1,
+}
+
+const RESTRICTION_BITS: usize = 3;
 
 /// A runtime: an allocator (and, as later parts land, objects, a collector,
 /// namespaces) that belongs to one thread at a time.
@@ -172,6 +233,13 @@ pub struct Runtime {
     owner: AtomicUsize,
     /// Status and message of the last failed call; owner thread only.
     last_error: UnsafeCell<ErrorSlot>,
+    /// Host callbacks running now (`pymem_runtime_free` is refused inside
+    /// any of them). Owner thread only.
+    callbacks: Cell<u32>,
+    /// Whether a loop is running the host's `clear`/`dealloc` callbacks:
+    /// calls made from inside them leave new work to that loop, so a chain of
+    /// a million host objects is freed in constant stack. Owner thread only.
+    pumping: Cell<bool>,
     state: UnsafeCell<RuntimeState>,
 }
 
@@ -190,11 +258,58 @@ impl Runtime {
         self.owner.load(Ordering::Relaxed) == current_thread_id()
     }
 
+    /// Like `owned_by_caller`, but also inside `clear`/`dealloc` callbacks:
+    /// the test of incref and decref.
+    #[inline(always)]
+    pub(crate) fn owned_for_refcount(&self) -> bool {
+        let owner = self.owner.load(Ordering::Relaxed);
+        owner & !(Restriction::RefcountOnly as usize) == current_thread_id()
+    }
+
+    /// Like `owned_by_caller`, also inside any callback: for calls that
+    /// change nothing (`pymem_instance_payload`, `pymem_type_name`...).
+    #[inline(always)]
+    pub(crate) fn owned_for_reading(&self) -> bool {
+        let owner = self.owner.load(Ordering::Relaxed);
+        owner != POISONED && owner & !RESTRICTION_BITS == current_thread_id()
+    }
+
+    /// Runs a host callback that may call back in only as `restriction`
+    /// allows (`None`: anything but `pymem_runtime_free`).
+    pub(crate) fn in_callback<T>(&self, restriction: Option<Restriction>, f: impl FnOnce() -> T) -> T {
+        let me = current_thread_id();
+        let previous = self.owner.load(Ordering::Relaxed);
+        if let Some(r) = restriction {
+            self.owner.store(me | r as usize, Ordering::Relaxed);
+        }
+        self.callbacks.set(self.callbacks.get() + 1);
+        let result = f();
+        self.callbacks.set(self.callbacks.get() - 1);
+        // A panic in pymem during the callback poisons the runtime; keep that.
+        if restriction.is_some() && self.owner.load(Ordering::Relaxed) != POISONED {
+            self.owner.store(previous, Ordering::Relaxed);
+        }
+        result
+    }
+
+    pub(crate) fn pumping(&self) -> &Cell<bool> {
+        &self.pumping
+    }
+
     /// The refusal for a caller that does not own the runtime.
     #[cold]
     #[inline(never)]
     pub(crate) fn refuse(&self, function: &str) -> Status {
-        if self.owner.load(Ordering::Relaxed) == POISONED {
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner != POISONED && owner & !RESTRICTION_BITS == current_thread_id() {
+            return thread_error(
+                Status::PYMEM_ERR_BUSY,
+                &format!(
+                    "{function}: inside a clear or dealloc callback only pymem_incref and pymem_decref may be called"
+                ),
+            );
+        }
+        if owner == POISONED {
             return thread_error(
                 Status::PYMEM_ERR_PANIC,
                 &format!("{function}: the runtime is poisoned by an earlier internal error"),
@@ -320,10 +435,20 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
             Ok(c) => c,
             Err(message) => return thread_error(Status::PYMEM_ERR_INVALID_ARGUMENT, &message),
         };
+        let heap_cfg = match cfg.to_heap_config() {
+            Ok(c) => c,
+            Err(message) => return thread_error(Status::PYMEM_ERR_INVALID_ARGUMENT, &message),
+        };
+        let heap = match Heap::new(Allocator::new(alloc_cfg), heap_cfg) {
+            Ok(h) => h,
+            Err(e) => return thread_error(Status::PYMEM_ERR_NO_MEMORY, &format!("pymem_runtime_new: {e}")),
+        };
         let rt = Box::new(Runtime {
             owner: AtomicUsize::new(current_thread_id()),
             last_error: UnsafeCell::new(ErrorSlot::empty()),
-            state: UnsafeCell::new(RuntimeState { alloc: Allocator::new(alloc_cfg) }),
+            callbacks: Cell::new(0),
+            pumping: Cell::new(false),
+            state: UnsafeCell::new(RuntimeState { heap }),
         });
         remember_owned(&rt);
         // SAFETY: `out` is non-null and writable per the contract.
@@ -352,9 +477,22 @@ pub unsafe extern "C" fn pymem_runtime_free(rt: *mut Runtime) -> Status {
         // SAFETY: live per the contract.
         return unsafe { (*rt).refuse("pymem_runtime_free") };
     }
+    // SAFETY: live per the contract; the owner (or anyone, once poisoned)
+    // reads its own counter.
+    if owner != POISONED && unsafe { (*rt).callbacks.get() } > 0 {
+        return thread_error(
+            Status::PYMEM_ERR_BUSY,
+            "pymem_runtime_free: may not be called from inside a host callback",
+        );
+    }
     run_without_runtime("pymem_runtime_free", Status::PYMEM_ERR_PANIC, || {
         // SAFETY: live per the contract.
-        forget_owned(unsafe { &*rt });
+        let r = unsafe { &*rt };
+        if owner != POISONED {
+            // Host resources first: every live host instance's `dealloc`.
+            crate::object::teardown_host_objects(r);
+        }
+        forget_owned(r);
         // SAFETY: the caller owns it (or it is poisoned) and gives it up; it
         // came from Box::into_raw in pymem_runtime_new.
         drop(unsafe { Box::from_raw(rt) });

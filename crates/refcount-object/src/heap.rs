@@ -214,6 +214,8 @@ pub struct Heap {
     free_dicts: FreeList,
     /// Host instances waiting for their `clear`/`dealloc` callbacks.
     pending_host: Vec<Obj>,
+    /// Host instances whose callbacks are running now.
+    in_host_dealloc: Vec<Obj>,
     /// Work stack of the iterative deallocation.
     trash: Vec<Obj>,
 }
@@ -256,6 +258,7 @@ impl Heap {
             free_lists: FreeList::EMPTY,
             free_dicts: FreeList::EMPTY,
             pending_host: Vec::new(),
+            in_host_dealloc: Vec::new(),
             trash: Vec::new(),
         });
         for list in heap.gc.generations.iter_mut() {
@@ -692,7 +695,15 @@ impl Heap {
     /// The next host instance whose `clear`/`dealloc` callbacks are due, if
     /// any. The caller runs them, then calls [`Heap::finish_host_dealloc`].
     pub fn take_pending_host_dealloc(&mut self) -> Option<Obj> {
-        self.pending_host.pop()
+        let o = self.pending_host.pop()?;
+        self.in_host_dealloc.push(o);
+        Some(o)
+    }
+
+    /// Whether `p` is a host instance whose `clear`/`dealloc` callbacks are
+    /// running (dead to every call but `pymem_instance_payload`).
+    pub fn is_being_deallocated(&self, p: *const u8) -> bool {
+        self.in_host_dealloc.iter().any(|o| o.as_ptr() as *const u8 == p)
     }
 
     pub fn has_pending_host_dealloc(&self) -> bool {
@@ -702,6 +713,7 @@ impl Heap {
     /// Frees a host instance after its callbacks ran (continuing, iteratively,
     /// with what only it kept alive).
     pub fn finish_host_dealloc(&mut self, o: Obj) {
+        self.in_host_dealloc.retain(|&x| x != o);
         // SAFETY: `o` came from `take_pending_host_dealloc`: an instance with
         // count zero, marked dead, untracked.
         unsafe { self.finish_instance(o) };

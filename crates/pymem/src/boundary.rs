@@ -271,7 +271,11 @@ macro_rules! ffi_boundary {
         match unsafe { $crate::boundary::enter_for($rt, $function, $crate::boundary::Access::$access) } {
             Err(status) => status,
             Ok(rt) => {
-                let status = $crate::boundary::run(rt, $function, (), |$state| $body).1;
+                let status = $crate::boundary::run(rt, $function, (), |$state| {
+                    $state.heap.ensure_ready().map_err($crate::boundary::Failure::from)?;
+                    $body
+                })
+                .1;
                 $crate::object::after_object_call(rt, $function);
                 status
             }

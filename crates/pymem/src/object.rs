@@ -1053,6 +1053,7 @@ pub unsafe extern "C" fn pymem_call(
         Err(status) => return status,
     };
     let (prepared, status) = run(rt_ref, FUNCTION, None, |state| {
+        state.heap.ensure_ready()?;
         let f = arg(&state.heap, f, "f")?;
         require(result, "result")?;
         let _ = objects_arg(&state.heap, args, nargs, "args")?;

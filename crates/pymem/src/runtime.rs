@@ -439,10 +439,9 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
             Ok(c) => c,
             Err(message) => return thread_error(Status::PYMEM_ERR_INVALID_ARGUMENT, &message),
         };
-        let heap = match Heap::new(Allocator::new(alloc_cfg), heap_cfg) {
-            Ok(h) => h,
-            Err(e) => return thread_error(Status::PYMEM_ERR_NO_MEMORY, &format!("pymem_runtime_new: {e}")),
-        };
+        // Singletons are made by the first object call (a raw-allocator
+        // host never pays for them).
+        let heap = Heap::new_lazy(Allocator::new(alloc_cfg), heap_cfg);
         let rt = Box::new(Runtime {
             owner: AtomicUsize::new(current_thread_id()),
             last_error: UnsafeCell::new(ErrorSlot::empty()),

@@ -114,13 +114,49 @@ impl Heap {
     /// hash(o) as Python computes it; lists and dicts (and tuples holding
     /// them) are unhashable (`Type` error "unhashable type: 'list'").
     pub fn hash(&mut self, o: Obj) -> ObjResult<i64> {
-        self.hash_at_depth(o, 0)
+        const P1: u64 = 11_400_714_785_074_694_791;
+        const P2: u64 = 14_029_467_366_897_019_727;
+        const P5: u64 = 2_870_177_450_012_600_261;
+        // Iterative (never recurse on object depth): one frame per tuple
+        // being hashed, (tuple, items folded so far, accumulator). An
+        // object's depth is the number of enclosing tuples.
+        let mut frames: Vec<(Obj, usize, u64)> = Vec::new();
+        let mut next = o;
+        loop {
+            if frames.len() > self.config.recursion_limit {
+                return Err(ObjError::Recursion("maximum recursion depth exceeded while hashing".into()));
+            }
+            let mut lane = if self.type_id(next) == type_ids::TUPLE {
+                frames.push((next, 0, P5));
+                None
+            } else {
+                Some(self.atom_hash(next)?)
+            };
+            // Fold the finished hash into its tuple, finishing tuples whose
+            // items are all hashed, until one has an item left to hash.
+            loop {
+                let Some(frame) = frames.last_mut() else {
+                    return Ok(lane.expect("a finished hash when no tuple is open"));
+                };
+                if let Some(h) = lane.take() {
+                    let acc = frame.2.wrapping_add((h as u64).wrapping_mul(P2));
+                    frame.2 = acc.rotate_left(31).wrapping_mul(P1);
+                    frame.1 += 1;
+                }
+                let items = self.tuple_items(frame.0);
+                if frame.1 < items.len() {
+                    next = items[frame.1];
+                    break;
+                }
+                let acc = frame.2.wrapping_add(items.len() as u64 ^ (P5 ^ 3_527_539));
+                frames.pop();
+                lane = Some(if acc == u64::MAX { 1_546_275_796 } else { acc as i64 });
+            }
+        }
     }
 
-    fn hash_at_depth(&mut self, o: Obj, depth: usize) -> ObjResult<i64> {
-        if depth > self.config.recursion_limit {
-            return Err(ObjError::Recursion("maximum recursion depth exceeded while hashing".into()));
-        }
+    /// hash() of anything but a tuple.
+    fn atom_hash(&mut self, o: Obj) -> ObjResult<i64> {
         match self.type_id(o) {
             type_ids::NONE => Ok(HASH_NONE),
             type_ids::INT | type_ids::BOOL => Ok(hash_int(self.int_value(o)?)),
@@ -133,21 +169,6 @@ impl Heap {
                     s.hash = hash_bytes(unsafe { str_bytes_unchecked(o) });
                 }
                 Ok(s.hash)
-            }
-            type_ids::TUPLE => {
-                const P1: u64 = 11_400_714_785_074_694_791;
-                const P2: u64 = 14_029_467_366_897_019_727;
-                const P5: u64 = 2_870_177_450_012_600_261;
-                let items = self.tuple_items(o).to_vec();
-                let mut acc = P5;
-                for item in &items {
-                    let lane = self.hash_at_depth(*item, depth + 1)? as u64;
-                    acc = acc.wrapping_add(lane.wrapping_mul(P2));
-                    acc = acc.rotate_left(31);
-                    acc = acc.wrapping_mul(P1);
-                }
-                acc = acc.wrapping_add(items.len() as u64 ^ (P5 ^ 3_527_539));
-                Ok(if acc == u64::MAX { 1_546_275_796 } else { acc as i64 })
             }
             type_ids::LIST | type_ids::DICT => {
                 Err(ObjError::Type(format!("unhashable type: '{}'", self.type_of(o).name())))

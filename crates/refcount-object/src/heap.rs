@@ -218,6 +218,8 @@ pub struct Heap {
     in_host_dealloc: Vec<Obj>,
     /// Work stack of the iterative deallocation.
     trash: Vec<Obj>,
+    /// Whether the singletons exist (see `Heap::new_lazy`).
+    ready: bool,
 }
 
 /// Size of the fixed part of an object of `T`.
@@ -228,6 +230,15 @@ pub(crate) const fn size_of<T>() -> usize {
 impl Heap {
     /// A heap over `alloc`, with the immortal singletons made.
     pub fn new(alloc: Allocator, config: HeapConfig) -> ObjResult<Box<Heap>> {
+        let mut heap = Heap::new_lazy(alloc, config);
+        heap.ensure_ready()?;
+        Ok(heap)
+    }
+
+    /// A heap whose singletons are made on the first [`Heap::ensure_ready`],
+    /// so that a host using only the raw allocator never pays for them (an
+    /// arena of object pools, 395 blocks). No object may be made before.
+    pub fn new_lazy(alloc: Allocator, config: HeapConfig) -> Box<Heap> {
         let dangling = NonNull::dangling();
         let mut heap = Box::new(Heap {
             alloc,
@@ -260,13 +271,30 @@ impl Heap {
             pending_host: Vec::new(),
             in_host_dealloc: Vec::new(),
             trash: Vec::new(),
+            ready: false,
         });
         for list in heap.gc.generations.iter_mut() {
             list.init();
         }
         heap.gc.permanent.init();
-        heap.make_singletons()?;
-        Ok(heap)
+        heap
+    }
+
+    /// Makes the immortal singletons if they do not exist yet.
+    #[inline(always)]
+    pub fn ensure_ready(&mut self) -> ObjResult<()> {
+        if self.ready {
+            return Ok(());
+        }
+        self.make_singletons_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_singletons_slow(&mut self) -> ObjResult<()> {
+        self.make_singletons()?;
+        self.ready = true;
+        Ok(())
     }
 
     fn make_singletons(&mut self) -> ObjResult<()> {

@@ -183,7 +183,9 @@ pub fn str_repr(bytes: &[u8], out: &mut String) {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
+            // U+0080..U+00A0 and the soft hyphen U+00AD are not printable
+            // (str.isprintable), so Python escapes them too.
+            c if (0x80..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
@@ -229,5 +231,6 @@ mod tests {
         assert_eq!(r(r#"a'b"c"#), r#"'a\'b"c'"#);
         assert_eq!(r("tab\tnl\n\\"), r"'tab\tnl\n\\'");
         assert_eq!(r("\u{7}é"), r"'\x07é'");
+        assert_eq!(r("\u{9f}\u{a0}\u{a1}\u{ad}"), r"'\x9f\xa0¡\xad'");
     }
 }

@@ -562,11 +562,44 @@ impl Allocator {
         }
     }
 
+    /// A pool's last block was freed. When it is the only pool of its ring
+    /// (and there is a release delay) it stays there, empty, ready for the
+    /// next allocation of its class: one block allocated and freed in a loop
+    /// (a list's item array) would otherwise move a pool to its arena and
+    /// back every time. The sweep retires it once it has stayed empty for the
+    /// release delay. Otherwise the pool is retired at once.
+    #[cold]
+    unsafe fn pool_became_empty(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: `pool` is live, in state Used on its ring.
+        unsafe {
+            if self.release_delay != 0 && (*pool).next == pool {
+                (*pool).emptied_at = self.pool_clock;
+                return;
+            }
+            self.retire_empty_pool(pool);
+        }
+    }
+
+    /// Retires the pools kept empty alone in their rings (see
+    /// `pool_became_empty`) that became empty at or before `cutoff`.
+    fn retire_kept_empty_pools(&mut self, cutoff: u64) {
+        for ring in 0..RINGS {
+            let pool = self.usedpools[ring];
+            // SAFETY: ring members are live pools.
+            if !pool.is_null() && unsafe { (*pool).count == 0 && (*pool).emptied_at <= cutoff } {
+                // SAFETY: an empty Used pool on its ring.
+                unsafe { self.retire_empty_pool(pool) };
+            }
+        }
+    }
+
     /// Moves an emptied pool to its arena's free pools and does the arena
     /// bookkeeping: re-sort, unmap a second wholly free arena, and give
     /// resident empty pools back once there are `RELEASE_THRESHOLD` of them.
-    #[cold]
-    unsafe fn pool_became_empty(&mut self, pool: *mut PoolMeta) {
+    ///
+    /// # Safety
+    /// `pool` is live, empty, in state Used on its ring.
+    unsafe fn retire_empty_pool(&mut self, pool: *mut PoolMeta) {
         // SAFETY: `pool` is live, in state Used on its ring; its arena is live.
         unsafe {
             self.unlink_used(pool);
@@ -618,6 +651,7 @@ impl Allocator {
         let Some(cutoff) = self.pool_clock.checked_sub(self.release_delay) else {
             return;
         };
+        self.retire_kept_empty_pools(cutoff);
         let mut i = 0;
         while i < self.arenas.len() {
             let arena = self.arenas[i];
@@ -906,6 +940,7 @@ impl Allocator {
     /// Gives back to the OS every resident empty pool and every wholly free
     /// arena (the spare too). Returns the bytes of resident memory released.
     pub fn release_free_arenas(&mut self) -> usize {
+        self.retire_kept_empty_pools(u64::MAX);
         let mut released = self.unmap_free_arenas();
         for i in 0..self.arenas.len() {
             let arena = self.arenas[i];
@@ -919,6 +954,7 @@ impl Allocator {
 
     /// Unmaps every wholly free arena. Returns the resident bytes given back.
     fn unmap_free_arenas(&mut self) -> usize {
+        self.retire_kept_empty_pools(u64::MAX);
         let mut released = 0;
         let mut i = 0;
         while i < self.arenas.len() {
@@ -1207,6 +1243,9 @@ impl Allocator {
                 let m = unsafe { &*q };
                 assert_eq!(m.state, PoolState::Used);
                 assert_eq!(ring_of(m.kind, m.class as usize), ring);
+                if m.count == 0 {
+                    assert!(self.release_delay != 0 && q == head, "an empty Used pool must head its ring");
+                }
                 // SAFETY: live.
                 assert_eq!(unsafe { (*m.next).prev }, q);
                 q = m.next;

@@ -21,6 +21,8 @@
 //! - `Untouched`: never carved; its pages were never touched.
 //! - `Used`: in `usedpools[class]`; has at least one free block on its free
 //!   list (`freeblock != null`) — the allocator's fast path relies on this.
+//!   A Used pool may hold no block at all only at the head of its ring (kept
+//!   for the next allocation of its class; see `pool_became_empty`).
 //! - `Full`: every block allocated; in no list.
 //! - `Empty`: no block allocated; pages resident; on its arena's `freepools`
 //!   list; its free list is still valid for its old class.

@@ -23,7 +23,7 @@ pub struct Stats {
     pub arenas_freed_total: u64,
     pub arenas_current: u64,
     pub arenas_highwater: u64,
-    /// Pools holding at least one block (Used or Full).
+    /// Pools holding at least one block.
     pub pools_in_use: u64,
     /// Live blocks, small and large.
     pub blocks_in_use: u64,
@@ -89,11 +89,11 @@ impl Allocator {
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
         for row in self.class_stats() {
-            s.pools_in_use += row.pools;
             s.blocks_in_use += row.blocks_in_use;
             s.bytes_in_use += row.blocks_in_use * row.size as u64;
         }
         self.for_each_arena(|a| {
+            s.pools_in_use += a.pools.iter().filter(|p| p.count > 0).count() as u64;
             s.pools_released += a.pools.iter().filter(|p| p.state == PoolState::Released).count() as u64;
         });
         let large = self.large_blocks().count() as u64;

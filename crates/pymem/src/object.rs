@@ -121,10 +121,22 @@ pub unsafe extern "C" fn pymem_type_spec_init(spec: *mut TypeSpec) {
 /// A validated object argument.
 #[inline(always)]
 fn arg(heap: &Heap, p: *mut Object, what: &str) -> Result<Obj, Failure> {
-    if p.is_null() {
-        return Err(null(what));
+    match heap.lookup(p as *const u8) {
+        Some(o) => Ok(o),
+        None => Err(bad_arg(heap, p, what)),
     }
-    heap.check(p as *const u8).map_err(Failure::from)
+}
+
+#[cold]
+#[inline(never)]
+fn bad_arg(heap: &Heap, p: *mut Object, what: &str) -> Failure {
+    if p.is_null() {
+        return null(what);
+    }
+    match heap.check(p as *const u8) {
+        Err(e) => Failure::from(e),
+        Ok(_) => Failure::new(Status::PYMEM_ERR_INVALID_POINTER, format!("{what} is not a live object")),
+    }
 }
 
 #[cold]
@@ -154,12 +166,18 @@ fn name_arg<'a>(name: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
 /// Runs after every object call: the host's pending `clear`/`dealloc`
 /// callbacks, unless a loop running them is already on the stack (then it
 /// takes the new ones). A panic here poisons the runtime.
+#[inline(always)]
 pub(crate) fn after_object_call(rt: &Runtime, function: &'static str) {
-    if rt.pumping().get() {
-        return;
-    }
     // SAFETY: the owner thread, after the body: no borrow of the state lives.
-    if !unsafe { rt.state_mut() }.heap.has_pending_host_dealloc() {
+    if unsafe { rt.state_mut() }.heap.has_pending_host_dealloc() {
+        pump_host_deallocs(rt, function);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn pump_host_deallocs(rt: &Runtime, function: &'static str) {
+    if rt.pumping().get() {
         return;
     }
     rt.pumping().set(true);
@@ -259,16 +277,29 @@ pub unsafe extern "C" fn pymem_incref(rt: *mut Runtime, o: *mut Object) -> Statu
 #[no_mangle]
 pub unsafe extern "C" fn pymem_decref(rt: *mut Runtime, o: *mut Object) -> Status {
     ffi_boundary!(object Refcount rt, "pymem_decref", |state| {
-        if !o.is_null() && state.heap.is_dead_object(o as *const u8) {
-            return Err(Failure::new(
-                Status::PYMEM_ERR_REFCOUNT_UNDERFLOW,
-                format!("decref of {o:p}, whose reference count is already 0 (a freed object waiting on a free list)"),
-            ));
+        match state.heap.lookup(o as *const u8) {
+            Some(o) => {
+                state.heap.decref(o);
+                Ok(())
+            }
+            None => Err(decref_refused(&state.heap, o)),
         }
-        let o = arg(&state.heap, o, "o")?;
-        state.heap.decref(o);
-        Ok(())
     })
+}
+
+#[cold]
+#[inline(never)]
+fn decref_refused(heap: &Heap, o: *mut Object) -> Failure {
+    if !o.is_null() && heap.is_dead_object(o as *const u8) {
+        return Failure::new(
+            Status::PYMEM_ERR_REFCOUNT_UNDERFLOW,
+            format!("decref of {o:p}, whose reference count is already 0 (a freed object waiting on a free list)"),
+        );
+    }
+    match arg(heap, o, "o") {
+        Err(f) => f,
+        Ok(_) => Failure::new(Status::PYMEM_ERR_INVALID_POINTER, "not a live object"),
+    }
 }
 
 /// The exact reference count of `o` (`PYMEM_IMMORTAL_REFCNT` for immortal

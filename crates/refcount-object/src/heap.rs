@@ -354,15 +354,24 @@ impl Heap {
     /// block boundary, allocated, of kind Object), not dead.
     #[inline(always)]
     pub fn check(&self, p: *const u8) -> ObjResult<Obj> {
+        match self.lookup(p) {
+            Some(o) => Ok(o),
+            None => Err(self.invalid(p)),
+        }
+    }
+
+    /// [`Heap::check`] without the error message: the fast path.
+    #[inline(always)]
+    pub fn lookup(&self, p: *const u8) -> Option<Obj> {
         if self.alloc.is_live_object(p) {
             // SAFETY: a live object block starts with an initialised header.
             let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
             // SAFETY: as above.
             if unsafe { header(o) }.flags & flags::DEAD == 0 {
-                return Ok(o);
+                return Some(o);
             }
         }
-        Err(self.invalid(p))
+        None
     }
 
     #[cold]
@@ -557,15 +566,29 @@ impl Heap {
 
     /// Frees an object whose count reached zero, and iteratively what only it
     /// kept alive.
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) fn dealloc(&mut self, o: Obj) {
-        // Atoms have no children: free at once, no work stack.
+        // The commonest deaths first, inline: a float onto its free list,
+        // an int back to the allocator.
         match self.type_id(o) {
-            type_ids::INT | type_ids::FLOAT | type_ids::STR => {
-                self.dealloc_one(o);
-                return;
+            type_ids::FLOAT if self.free_floats.len < self.config.float_free_list => {
+                // SAFETY: a float with count zero (never tracked).
+                unsafe {
+                    header(o).flags |= flags::DEAD;
+                    self.free_floats.push(o);
+                }
             }
-            _ => {}
+            type_ids::INT => self.free_block(o),
+            _ => self.dealloc_slow(o),
+        }
+    }
+
+    #[inline(never)]
+    fn dealloc_slow(&mut self, o: Obj) {
+        // Atoms have no children: free at once, no work stack.
+        if matches!(self.type_id(o), type_ids::INT | type_ids::FLOAT | type_ids::STR) {
+            self.dealloc_one(o);
+            return;
         }
         self.trash.push(o);
         while let Some(o) = self.trash.pop() {
@@ -715,6 +738,7 @@ impl Heap {
         }
     }
 
+    #[inline(always)]
     fn free_block(&mut self, o: Obj) {
         let r = self.alloc.free_object(o.as_ptr() as *mut u8);
         debug_assert!(r.is_ok(), "freeing an object block failed: {r:?}");
@@ -734,6 +758,7 @@ impl Heap {
         self.in_host_dealloc.iter().any(|o| o.as_ptr() as *const u8 == p)
     }
 
+    #[inline(always)]
     pub fn has_pending_host_dealloc(&self) -> bool {
         !self.pending_host.is_empty()
     }

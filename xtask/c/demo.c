@@ -9,8 +9,17 @@
  *   pools   the seed's memory-pool experiment: 10^7 small blocks allocated
  *           and freed (what the allocator holds and what the OS sees at each
  *           step), then the fragmented case where 1 block in 1024 survives.
+ *   objects the seed's reference counts (sections 2.1-2.4) walked through the
+ *           object calls: each point printed with what CPython shows for the
+ *           same Python line, and asserted (a failed one exits 1); then the
+ *           float free list, a list nested 100,000 deep freed without
+ *           recursion, and the allocator back where it started. With
+ *           -DDEMO_HAVE_COPY (xtask sets it when include/pymem.h declares
+ *           pymem_copy and pymem_deepcopy), shallow and deep copies too.
  * Later parts of pymem add their sections to the table at the end.
  */
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +272,337 @@ static int section_pools(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Section "objects": the seed's reference counts, 2.1-2.4             */
+/* ------------------------------------------------------------------ */
+
+/* A failed point of the walk stops the demo with exit status 1. */
+#define ASSERT(cond)                                                                    \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "demo: %s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond); \
+            exit(1);                                                                    \
+        }                                                                               \
+    } while (0)
+
+#define NEST_DEPTH 100000
+
+static pymem_runtime *obj_rt;
+
+/* The status of a call that must succeed. */
+#define OK(call) check((call), #call, obj_rt)
+
+static intptr_t rc(pymem_object *o) {
+    ptrdiff_t n = -1;
+    OK(pymem_refcount(obj_rt, o, &n));
+    return (intptr_t)n;
+}
+
+static pymem_alloc_stats obj_stats(void) {
+    pymem_alloc_stats s;
+    OK(pymem_alloc_get_stats(obj_rt, &s));
+    return s;
+}
+
+/* One line of the walk: the Python statement, pymem's count of `x`, and
+ * what CPython's sys.getrefcount(x) prints after the same statement (one
+ * more: its argument is a temporary reference). The key goes to xtask,
+ * which runs the same lines in CPython. */
+static void count_line(const char *key, const char *python, pymem_object *x, intptr_t expected) {
+    intptr_t n = rc(x);
+    printf("  %-36s %14" PRIdPTR " %20" PRIdPTR "\n", python, n, n + 1);
+    printf("RESULT pymem %s=%" PRIdPTR "\n", key, n);
+    ASSERT(n == expected);
+}
+
+static void count_header(void) {
+    printf("  %-36s %14s %20s\n", "Python", "pymem_refcount", "CPython getrefcount");
+}
+
+/* An `is` outcome, for xtask's comparison with CPython. */
+static void is_result(const char *key, int is) { printf("RESULT pymem %s=%d\n", key, is ? 1 : 0); }
+
+static const char *py_bool(int v) { return v ? "True" : "False"; }
+
+static void objects_2_1(void) {
+    rule("2.1 a fresh object has one owner");
+    printf("pymem_refcount gives the exact count. CPython's sys.getrefcount(x) shows one\n");
+    printf("more, because its argument is a temporary reference while it runs:\n\n");
+    count_header();
+    pymem_object *x = NULL, *f = NULL, *s = NULL;
+    OK(pymem_list_new(obj_rt, &x));
+    count_line("fresh_list", "x = []", x, 1);
+    OK(pymem_float_new(obj_rt, 3.14, &f));
+    count_line("fresh_float", "f = float('3.14')", f, 1);
+    OK(pymem_str_new(obj_rt, "1234567", 7, &s));
+    count_line("fresh_str", "s = str(1234567)", s, 1);
+    printf("\n(in CPython a literal such as `f = 3.14` shows 3: the code object's constants\n");
+    printf(" hold the number too; the lines above build their objects at run time)\n");
+    OK(pymem_decref(obj_rt, x));
+    OK(pymem_decref(obj_rt, f));
+    OK(pymem_decref(obj_rt, s));
+}
+
+static void objects_2_2(void) {
+    rule("2.2 every owner is one count; releasing gives it back");
+    printf("A list holding x, a second name bound to x, a dict value: each is an owner.\n");
+    printf("In C a second name is an explicit pymem_incref, and `del` a pymem_decref.\n\n");
+    count_header();
+    pymem_object *x = NULL, *holder = NULL;
+    OK(pymem_float_new(obj_rt, 2.5, &x));
+    count_line("owner_new", "x = float('2.5')", x, 1);
+    OK(pymem_list_new(obj_rt, &holder));
+    OK(pymem_list_append(obj_rt, holder, x));
+    count_line("owner_list", "holder = [x]", x, 2);
+    OK(pymem_incref(obj_rt, x));
+    pymem_object *y = x;
+    count_line("owner_y", "y = x", x, 3);
+    OK(pymem_decref(obj_rt, y));
+    y = NULL;
+    count_line("owner_del_y", "del y", x, 2);
+    pymem_object *popped = NULL;
+    OK(pymem_list_pop(obj_rt, holder, 0, &popped)); /* the list's reference moves to us */
+    ASSERT(pymem_is(popped, x));
+    count_line("owner_pop", "popped = holder.pop()", x, 2);
+    OK(pymem_decref(obj_rt, popped));
+    count_line("owner_del_popped", "del popped", x, 1);
+
+    pymem_object *d = NULL, *k = NULL;
+    OK(pymem_dict_new(obj_rt, &d));
+    OK(pymem_str_new(obj_rt, "key", 3, &k));
+    OK(pymem_dict_set(obj_rt, d, k, x));
+    count_line("owner_dict", "d = {'key': x}", x, 2);
+    OK(pymem_dict_del(obj_rt, d, k));
+    count_line("owner_dict_del", "del d['key']", x, 1);
+
+    OK(pymem_list_append(obj_rt, holder, x));
+    ASSERT(rc(x) == 2);
+    OK(pymem_decref(obj_rt, holder));
+    count_line("owner_del_holder", "holder.append(x); del holder", x, 1);
+    printf("\n(the last line: destroying a container releases what it held)\n");
+    OK(pymem_decref(obj_rt, d));
+    OK(pymem_decref(obj_rt, k));
+    OK(pymem_decref(obj_rt, x));
+}
+
+static void objects_2_3(void) {
+    rule("2.3 referred to twice by one object: two more owners");
+    printf("A container counts once per slot that holds x, not once per container:\n\n");
+    count_header();
+    pymem_object *x = NULL, *l = NULL, *t = NULL;
+    OK(pymem_str_new(obj_rt, "123456789", 9, &x));
+    count_line("twice_new", "x = str(123456789)", x, 1);
+    OK(pymem_list_new(obj_rt, &l));
+    OK(pymem_list_append(obj_rt, l, x));
+    OK(pymem_list_append(obj_rt, l, x));
+    count_line("twice_list", "l = [x, x]", x, 3);
+    pymem_object *items[2] = {x, x};
+    OK(pymem_tuple_new(obj_rt, 2, items, &t));
+    count_line("twice_tuple", "t = (x, x)", x, 5);
+    OK(pymem_decref(obj_rt, l));
+    count_line("twice_del_l", "del l", x, 3);
+    OK(pymem_decref(obj_rt, t));
+    count_line("twice_del_t", "del t", x, 1);
+    OK(pymem_decref(obj_rt, x));
+}
+
+static void objects_2_4(void) {
+    rule("2.4 identity: `y = x` is the same object; small ints are shared");
+    pymem_object *x = NULL, *z = NULL;
+    OK(pymem_list_new(obj_rt, &x));
+    OK(pymem_incref(obj_rt, x));
+    pymem_object *y = x; /* y = x */
+    printf("  x = []; y = x       id(x) = %#zx  id(y) = %#zx  x is y -> %s\n", pymem_id(x), pymem_id(y),
+           py_bool(pymem_is(x, y)));
+    ASSERT(pymem_id(x) != 0 && pymem_id(x) == pymem_id(y) && pymem_is(x, y));
+    is_result("is_alias", pymem_is(x, y));
+    OK(pymem_list_new(obj_rt, &z));
+    int eq = -1;
+    OK(pymem_equal(obj_rt, x, z, &eq));
+    printf("  z = []              id(z) = %#zx  x == z -> %s, x is z -> %s\n", pymem_id(z), py_bool(eq),
+           py_bool(pymem_is(x, z)));
+    ASSERT(eq == 1 && !pymem_is(x, z));
+    is_result("is_equal_list", pymem_is(x, z));
+    OK(pymem_decref(obj_rt, x));
+    OK(pymem_decref(obj_rt, y));
+    OK(pymem_decref(obj_rt, z));
+
+    printf("\nInts in -5..256 come from a cache of immortal objects (refcount %llu, as\n",
+           (unsigned long long)PYMEM_IMMORTAL_REFCNT);
+    printf("CPython 3.12+ shows for them): built twice, they are one object. Outside it, two:\n");
+    static const int64_t values[] = {-5, 7, 256, -6, 257, 1000000};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        int64_t v = values[i];
+        int cached = v >= -5 && v <= 256;
+        pymem_object *a = NULL, *b = NULL;
+        OK(pymem_int_new(obj_rt, v, &a));
+        OK(pymem_int_new(obj_rt, v, &b));
+        int same = -1;
+        OK(pymem_equal(obj_rt, a, b, &same));
+        char stmt[64];
+        snprintf(stmt, sizeof stmt, "a = int('%" PRId64 "'); b = int('%" PRId64 "')", v, v);
+        printf("  %-38s a is b -> %-5s a == b -> %-5s id(a) = %#zx, id(b) = %#zx\n", stmt, py_bool(pymem_is(a, b)),
+               py_bool(same), pymem_id(a), pymem_id(b));
+        ASSERT(same == 1);
+        if (cached) {
+            ASSERT(pymem_is(a, b) && rc(a) == (intptr_t)PYMEM_IMMORTAL_REFCNT);
+        } else {
+            ASSERT(!pymem_is(a, b) && pymem_id(a) != pymem_id(b) && rc(a) == 1 && rc(b) == 1);
+        }
+        char key[32];
+        snprintf(key, sizeof key, "is_int_%" PRId64, v);
+        is_result(key, pymem_is(a, b));
+        OK(pymem_decref(obj_rt, a));
+        OK(pymem_decref(obj_rt, b));
+    }
+}
+
+#ifdef DEMO_HAVE_COPY
+static void objects_copy(void) {
+    rule("2.4 (cont.) copy.copy shares the items, copy.deepcopy does not");
+    pymem_object *inner = NULL, *big = NULL, *outer = NULL, *shallow = NULL, *deep = NULL;
+    OK(pymem_list_new(obj_rt, &inner));
+    OK(pymem_int_new(obj_rt, 1000, &big));
+    OK(pymem_list_new(obj_rt, &outer));
+    OK(pymem_list_append(obj_rt, outer, inner));
+    OK(pymem_list_append(obj_rt, outer, big));
+    printf("  inner = []; big = int('1000'); outer = [inner, big]\n\n");
+    count_header();
+    count_line("copy_before", "inner  (outer[0] and the name)", inner, 2);
+
+    OK(pymem_copy(obj_rt, outer, &shallow));
+    pymem_object *s0 = NULL, *d0 = NULL, *d1 = NULL;
+    OK(pymem_list_get(obj_rt, shallow, 0, &s0));
+    printf("\n  shallow = copy.copy(outer)    shallow is outer -> %s; shallow[0] is inner -> %s (both id %#zx)\n\n",
+           py_bool(pymem_is(shallow, outer)), py_bool(pymem_is(s0, inner)), pymem_id(s0));
+    ASSERT(!pymem_is(shallow, outer) && pymem_is(s0, inner));
+    is_result("copy_new", !pymem_is(shallow, outer));
+    is_result("copy_shares", pymem_is(s0, inner));
+    OK(pymem_decref(obj_rt, s0));
+    count_line("copy_after", "inner  (+ shallow[0])", inner, 3);
+
+    OK(pymem_deepcopy(obj_rt, outer, &deep));
+    OK(pymem_list_get(obj_rt, deep, 0, &d0));
+    OK(pymem_list_get(obj_rt, deep, 1, &d1));
+    int eq = -1;
+    OK(pymem_equal(obj_rt, d0, inner, &eq));
+    printf("\n  deep = copy.deepcopy(outer)   deep[0] is inner -> %s (id %#zx); deep[0] == inner -> %s\n",
+           py_bool(pymem_is(d0, inner)), pymem_id(d0), py_bool(eq));
+    printf("                                deep[1] is big -> %s (immutable atoms are not copied)\n\n",
+           py_bool(pymem_is(d1, big)));
+    ASSERT(!pymem_is(d0, inner) && eq == 1 && pymem_is(d1, big));
+    is_result("deepcopy_shares", pymem_is(d0, inner));
+    is_result("deepcopy_atom_shared", pymem_is(d1, big));
+    count_line("deepcopy_after", "inner  (deep[0] is a new list)", inner, 3);
+    OK(pymem_decref(obj_rt, d0));
+    OK(pymem_decref(obj_rt, d1));
+    OK(pymem_decref(obj_rt, deep));
+    OK(pymem_decref(obj_rt, shallow));
+    OK(pymem_decref(obj_rt, outer));
+    OK(pymem_decref(obj_rt, big));
+    OK(pymem_decref(obj_rt, inner));
+}
+#endif
+
+static void objects_float_free_list(void) {
+    rule("free lists: a float freed and made again reuses its block");
+    printf("As CPython's float free list (100 entries), a freed float's block waits for\n");
+    printf("the next float instead of going back to the allocator:\n\n");
+    OK(pymem_clear_free_lists(obj_rt)); /* the floats of 2.1 and 2.2 wait there now */
+    uint64_t before = obj_stats().blocks_in_use;
+    pymem_object *f = NULL, *g = NULL;
+    OK(pymem_float_new(obj_rt, 1.5, &f));
+    size_t id_f = pymem_id(f);
+    printf("  f = float('1.5')      id(f) = %#zx   blocks in use: +%llu\n", id_f,
+           (unsigned long long)(obj_stats().blocks_in_use - before));
+    OK(pymem_decref(obj_rt, f));
+    uint64_t waiting = obj_stats().blocks_in_use - before;
+    printf("  del f                 blocks in use: +%llu (the block waits on the free list)\n",
+           (unsigned long long)waiting);
+    ASSERT(waiting == 1);
+    pymem_status st = pymem_decref(obj_rt, f);
+    printf("  pymem_decref(f) again -> %s: \"%s\"\n", pymem_status_name(st), pymem_last_error(obj_rt));
+    ASSERT(st == PYMEM_ERR_REFCOUNT_UNDERFLOW);
+    OK(pymem_float_new(obj_rt, 2.5, &g));
+    printf("  g = float('2.5')      id(g) = %#zx   same block as f -> %s\n", pymem_id(g),
+           py_bool(pymem_id(g) == id_f));
+    ASSERT(pymem_id(g) == id_f);
+    is_result("float_reuse", pymem_id(g) == id_f);
+    OK(pymem_decref(obj_rt, g));
+    OK(pymem_clear_free_lists(obj_rt));
+    uint64_t after = obj_stats().blocks_in_use - before;
+    printf("  del g; pymem_clear_free_lists()   blocks in use: +%llu\n", (unsigned long long)after);
+    ASSERT(after == 0);
+}
+
+static void objects_deep_nesting(void) {
+    char buf[32], buf2[32];
+    rule("deallocation never recurses: a list nested 100,000 deep");
+    printf("  l = []\n  for _ in range(%d): l = [l]\n", NEST_DEPTH);
+    pymem_alloc_stats start = obj_stats();
+    pymem_object *l = NULL;
+    OK(pymem_list_new(obj_rt, &l));
+    for (int i = 0; i < NEST_DEPTH; i++) {
+        pymem_object *outer = NULL;
+        OK(pymem_list_new(obj_rt, &outer));
+        OK(pymem_list_append(obj_rt, outer, l));
+        OK(pymem_decref(obj_rt, l)); /* outer's reference is the only one now */
+        l = outer;
+    }
+    pymem_alloc_stats built = obj_stats();
+    printf("  %s lists: %s blocks, %.1f MiB in use (list objects and their item arrays)\n",
+           thousands(NEST_DEPTH + 1, buf), thousands(built.blocks_in_use - start.blocks_in_use, buf2),
+           (double)(built.bytes_in_use - start.bytes_in_use) / MIB);
+    ASSERT(rc(l) == 1);
+    OK(pymem_decref(obj_rt, l));
+    OK(pymem_clear_free_lists(obj_rt));
+    pymem_alloc_stats freed = obj_stats();
+    printf("  del l                 blocks in use after pymem_clear_free_lists: +%llu\n",
+           (unsigned long long)(freed.blocks_in_use - start.blocks_in_use));
+    printf("                        (one decref freed every level, iteratively, as CPython's\n");
+    printf("                        trashcan does: no recursion, no stack overflow)\n");
+    ASSERT(freed.blocks_in_use == start.blocks_in_use && freed.bytes_in_use == start.bytes_in_use);
+}
+
+static int section_objects(void) {
+    char buf[32], buf2[32];
+    printf("pymem %s: the seed's reference counts (sections 2.1-2.4) through the C API\n", pymem_version());
+    printf("Every point below is asserted: a wrong count stops the demo.\n");
+    obj_rt = new_runtime();
+    /* The first object call makes the immortal singletons (None, True, the
+     * small ints...); the baseline is taken after it. */
+    pymem_object *none = NULL;
+    OK(pymem_none(obj_rt, &none));
+    pymem_alloc_stats start = obj_stats();
+    printf("allocator at the start: %s blocks, %s bytes in use (the immortal singletons)\n",
+           thousands(start.blocks_in_use, buf), thousands(start.bytes_in_use, buf2));
+
+    objects_2_1();
+    objects_2_2();
+    objects_2_3();
+    objects_2_4();
+#ifdef DEMO_HAVE_COPY
+    objects_copy();
+#else
+    printf("\n(copy.copy / copy.deepcopy: pymem_copy and pymem_deepcopy are not in this\n");
+    printf(" build's include/pymem.h yet; that part of 2.4 is skipped)\n");
+#endif
+    objects_float_free_list();
+    objects_deep_nesting();
+
+    rule("the allocator is back where it started");
+    OK(pymem_clear_free_lists(obj_rt));
+    pymem_alloc_stats end = obj_stats();
+    char buf3[32], buf4[32];
+    printf("  after pymem_clear_free_lists: %s blocks, %s bytes in use (start: %s blocks, %s bytes)\n",
+           thousands(end.blocks_in_use, buf), thousands(end.bytes_in_use, buf2),
+           thousands(start.blocks_in_use, buf3), thousands(start.bytes_in_use, buf4));
+    ASSERT(end.blocks_in_use == start.blocks_in_use && end.bytes_in_use == start.bytes_in_use);
+    OK(pymem_runtime_free(obj_rt));
+    obj_rt = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Section table                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -274,6 +614,7 @@ struct section {
 
 static const struct section sections[] = {
     {"pools", "allocator: 10**7 small blocks, and the fragmented case", section_pools},
+    {"objects", "reference counts: the seed's sections 2.1-2.4, free lists, deep nesting", section_objects},
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

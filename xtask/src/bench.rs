@@ -1,7 +1,9 @@
-//! `cargo xtask bench alloc [--runs N] [--n N] [--no-ir]`: pymem's allocator
-//! through its C ABI against glibc, CPython's pymalloc and mimalloc, on the
-//! workload of the peer baseline (shared/peers/alloc_bench.c; our own source
-//! is xtask/c/bench_alloc.c).
+//! `cargo xtask bench [alloc|objects] [--runs N] [--n N] [--no-ir]`; with no
+//! subcommand, both in turn.
+//!
+//! `bench alloc`: pymem's allocator through its C ABI against glibc, CPython's
+//! pymalloc and mimalloc, on the workload of the peer baseline
+//! (shared/peers/alloc_bench.c; our own source is xtask/c/bench_alloc.c).
 //!
 //! Three binaries go to target/bench/, because Debian's libmimalloc replaces
 //! malloc process-wide and libpython is optional:
@@ -15,6 +17,9 @@
 //! counts instructions per op: (Ir(N) - Ir(0)) / N with N = 1,000,000, which
 //! cancels start-up and is deterministic. No assertions on speed: the only
 //! failures are a crash, blocks left in use, or checksums that differ.
+//!
+//! `bench objects`: object create/destroy through pymem's C ABI against the
+//! same operations through CPython's C API (see [`objects`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,23 +31,28 @@ use crate::util::{
 
 const WORKLOADS: [&str; 2] = ["window", "lifo"];
 const IR_N: u64 = 1_000_000;
+/// `bench alloc`'s default `--n`.
+const ALLOC_N: u64 = 10_000_000;
 
 struct Options {
     runs: usize,
-    n: u64,
+    /// `--n`; each bench has its own default.
+    n: Option<u64>,
     ir: bool,
 }
 
 fn usage() -> String {
-    "usage: cargo xtask bench alloc [--runs N (5)] [--n N (10000000)] [--no-ir]".to_string()
+    "usage: cargo xtask bench [alloc|objects] [--runs N (5)] [--n N] [--no-ir]
+  alloc    allocator throughput vs glibc, pymalloc, mimalloc (--n default 10,000,000)
+  objects  object create/destroy vs CPython's C API           (--n default 1,000,000)
+  (no subcommand: both, alloc first)"
+        .to_string()
 }
 
+/// The options after the subcommand.
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut it = args.iter();
-    if it.next().map(String::as_str) != Some("alloc") {
-        return Err(usage());
-    }
-    let mut opts = Options { runs: 5, n: 10_000_000, ir: true };
+    let mut opts = Options { runs: 5, n: None, ir: true };
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
             let value = it.next().ok_or_else(|| format!("{name} needs a value\n{}", usage()))?;
@@ -50,12 +60,26 @@ fn parse(args: &[String]) -> Result<Options, String> {
         };
         match arg.as_str() {
             "--runs" => opts.runs = number("--runs")?.max(1) as usize,
-            "--n" => opts.n = number("--n")?,
+            "--n" => opts.n = Some(number("--n")?),
             "--no-ir" => opts.ir = false,
             _ => return Err(format!("unknown argument {arg:?}\n{}", usage())),
         }
     }
     Ok(opts)
+}
+
+pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("alloc") => alloc(root, &parse(&args[1..])?),
+        Some("objects") => objects::run(root, &parse(&args[1..])?),
+        Some(other) if !other.starts_with("--") => Err(format!("unknown bench {other:?}\n{}", usage())),
+        _ => {
+            let opts = parse(args)?;
+            alloc(root, &opts)?;
+            println!();
+            objects::run(root, &opts)
+        }
+    }
 }
 
 /// One allocator and the binary that has it.
@@ -64,13 +88,13 @@ struct Allocator {
     exe: PathBuf,
 }
 
-pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
-    let opts = parse(args)?;
+/// `bench alloc`.
+fn alloc(root: &Path, opts: &Options) -> Result<(), String> {
     build_release(root, None)?;
     let allocators = build(root)?;
 
-    let results = time_all(root, &allocators, &opts)?;
-    print_table(&allocators, &results, &opts);
+    let results = time_all(root, &allocators, opts)?;
+    print_table(&allocators, &results, opts);
 
     if !opts.ir {
         println!("\n(callgrind instructions per op skipped: --no-ir)");
@@ -198,7 +222,7 @@ fn time_all(root: &Path, allocators: &[Allocator], opts: &Options) -> Result<Res
         eprint!("{}{run}/{}", if run == 1 { "timing runs: " } else { " " }, opts.runs);
         for workload in WORKLOADS {
             for a in allocators {
-                let s = run_once(root, a, workload, opts.n)?;
+                let s = run_once(root, a, workload, opts.n.unwrap_or(ALLOC_N))?;
                 if a.name != "null" {
                     let by_sum = checksums.entry(workload).or_default();
                     let names = by_sum.entry(s.checksum.clone()).or_default();
@@ -235,7 +259,7 @@ fn median(v: impl Iterator<Item = f64>) -> f64 {
 fn print_table(allocators: &[Allocator], results: &Results, opts: &Options) {
     println!(
         "\nN = {} allocations (sizes 8..512) per run, median of {} fresh-process runs, ns per alloc+free pair",
-        thousands(opts.n),
+        thousands(opts.n.unwrap_or(ALLOC_N)),
         opts.runs
     );
     println!("net = median minus the null harness's median; faults = minor page faults per run (median)");
@@ -324,4 +348,301 @@ fn instructions(root: &Path, allocators: &[Allocator]) -> Result<(), String> {
         println!("{:<10} {:>10.1} {:>10.1}", a.name, per_op("window"), per_op("lifo"));
     }
     Ok(())
+}
+
+/// `cargo xtask bench objects [--runs N] [--n N] [--no-ir]`: object create
+/// and destroy through pymem's C ABI against the same operations through
+/// CPython's C API from libpython (after `Py_Initialize`), in the same run.
+///
+/// The cases are those of the peer baseline (shared/peers/objects_bench.c,
+/// RESULTS.md section 5): `int` (create + decref, outside the small-int
+/// cache), `float` (create + decref; both sides reuse their float free list),
+/// `list3` (new list, 3 appends of small ints, decref), `dict` (10^6 inserts
+/// of fresh str keys into one dict, then its dealloc per entry) and `int_all`
+/// (10^6 ints kept alive, then all freed; total per int). Our own source is
+/// xtask/c/bench_objects.c, built twice into target/bench/:
+/// - `bench_objects`     the pymem side (linked to target/release/libpymem.so)
+/// - `bench_objects_py`  the CPython side (Python.h and libpython from
+///   `python3`'s sysconfig; skipped with a note when absent)
+///
+/// Each (side, case) runs as a fresh process, `runs` times, interleaved;
+/// the table shows medians and the speedup CPython / pymem against the
+/// issue's target (at least 1.5x on each case). The C program checks every
+/// result (statuses, sampled values, sizes, refcounts) and, on pymem's side,
+/// that the allocator's blocks in use are back to the baseline; a failed
+/// check fails the bench. No assertions on speed.
+///
+/// With valgrind and without `--no-ir`, callgrind counts the instructions of
+/// each timed region alone (`--toggle-collect=timed_<metric>`), per op:
+/// (Ir(N) - Ir(0)) / N with N = 100,000.
+mod objects {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::{collected, median, python, Options};
+    use crate::util::{
+        build_release, c_program, cpus, have, mkdir, output_checked, release_dir, run_many, target_dir, thousands, Job,
+    };
+
+    /// Default `--n`.
+    const N: u64 = 1_000_000;
+    /// N of the callgrind runs.
+    const IR_N: u64 = 100_000;
+    /// The issue's target: CPython's time / pymem's time, on each case.
+    const TARGET: f64 = 1.5;
+    /// The cases bench_objects.c runs, in run order.
+    const CASES: [&str; 5] = ["int", "float", "list3", "dict", "int_all"];
+
+    /// One row of the table: a metric bench_objects.c prints, its label,
+    /// and whether the target applies (the int_all loops are a breakdown).
+    struct Row {
+        metric: &'static str,
+        case: &'static str,
+        label: &'static str,
+        target: bool,
+    }
+
+    const ROWS: [Row; 8] = [
+        Row { metric: "int", case: "int", label: "int: create + decref", target: true },
+        Row { metric: "float", case: "float", label: "float: create + decref", target: true },
+        Row { metric: "list3", case: "list3", label: "list3: new, 3 appends, decref", target: true },
+        Row { metric: "dict_insert", case: "dict", label: "dict insert (fresh str keys)", target: true },
+        Row { metric: "dict_dealloc", case: "dict", label: "dict dealloc (per entry)", target: true },
+        Row { metric: "int_all", case: "int_all", label: "int alloc-all, free-all", target: true },
+        Row { metric: "int_all_alloc", case: "int_all", label: "  - alloc loop", target: false },
+        Row { metric: "int_all_free", case: "int_all", label: "  - free loop", target: false },
+    ];
+
+    /// One side of the comparison and the binary that runs it.
+    struct Side {
+        name: &'static str,
+        exe: PathBuf,
+    }
+
+    pub fn run(root: &Path, opts: &Options) -> Result<(), String> {
+        let n = opts.n.unwrap_or(N);
+        build_release(root, None)?;
+        let sides = build(root)?;
+        let results = time_all(root, &sides, n, opts.runs)?;
+        print_table(&results, n, opts.runs, sides.len() > 1);
+        if !opts.ir {
+            println!("\n(callgrind instructions per op skipped: --no-ir)");
+        } else if !have("valgrind") {
+            println!("\nNOTE: valgrind is not installed: callgrind instructions per op skipped");
+        } else {
+            instructions(root, &sides)?;
+        }
+        Ok(())
+    }
+
+    /// Compiles both sides; the CPython one only when libpython is found.
+    fn build(root: &Path) -> Result<Vec<Side>, String> {
+        let out = target_dir(root).join("bench");
+        mkdir(&out)?;
+        let gcc = |exe: &Path| {
+            let mut cmd = Command::new("gcc");
+            cmd.current_dir(root)
+                .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
+                .arg(root.join("xtask/c/bench_objects.c"))
+                .arg("-o")
+                .arg(exe);
+            cmd
+        };
+
+        let lib = release_dir(root);
+        let exe = out.join("bench_objects");
+        let mut cmd = gcc(&exe);
+        cmd.arg("-DWITH_PYMEM").arg(format!("-I{}", root.join("include").display()));
+        cmd.arg(format!("-L{}", lib.display())).arg("-lpymem").arg(format!("-Wl,-rpath,{}", lib.display()));
+        output_checked(&mut cmd)?;
+        let mut sides = vec![Side { name: "pymem", exe }];
+
+        match python() {
+            Ok(py) => {
+                let exe = out.join("bench_objects_py");
+                let mut cmd = gcc(&exe);
+                cmd.arg("-DWITH_PY").arg(format!("-I{}", py.include));
+                cmd.arg(format!("-L{}", py.libdir)).arg(format!("-lpython{}", py.ldversion));
+                cmd.arg(format!("-Wl,-rpath,{}", py.libdir));
+                match output_checked(&mut cmd) {
+                    Ok(_) => sides.push(Side { name: "cpython", exe }),
+                    Err(e) => println!("NOTE: the CPython side is skipped: building against libpython failed:\n{e}"),
+                }
+            }
+            Err(why) => println!("NOTE: the CPython side is skipped: {why}"),
+        }
+        Ok(sides)
+    }
+
+    /// One metric of one run.
+    struct Sample {
+        ns_per_op: f64,
+        /// Minor page faults in the timed region.
+        faults: f64,
+    }
+
+    /// (side, metric) → the samples of its runs.
+    type Results = BTreeMap<(String, String), Vec<Sample>>;
+
+    /// Runs one case on one side; its lines are
+    /// `<side> <metric> <N> <ns per op> <total ms> <faults>`.
+    fn run_once(root: &Path, side: &Side, case: &str, n: u64, results: &mut Results) -> Result<(), String> {
+        let mut cmd = c_program(&side.exe, root);
+        cmd.args([side.name, case, &n.to_string()]);
+        let out = output_checked(&mut cmd)?;
+        let bad = || format!("bad output from {} {case}: {out:?}", side.exe.display());
+        let mut lines = 0;
+        for line in out.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [who, metric, _, ns, _, faults] = fields[..] else { return Err(bad()) };
+            if who != side.name {
+                return Err(bad());
+            }
+            let sample =
+                Sample { ns_per_op: ns.parse().map_err(|_| bad())?, faults: faults.parse().map_err(|_| bad())? };
+            results.entry((side.name.to_string(), metric.to_string())).or_default().push(sample);
+            lines += 1;
+        }
+        if lines == 0 {
+            return Err(bad());
+        }
+        Ok(())
+    }
+
+    fn time_all(root: &Path, sides: &[Side], n: u64, runs: usize) -> Result<Results, String> {
+        let mut results = Results::new();
+        for run in 1..=runs {
+            eprint!("{}{run}/{runs}", if run == 1 { "timing runs: " } else { " " });
+            for case in CASES {
+                for side in sides {
+                    run_once(root, side, case, n, &mut results)?;
+                }
+            }
+        }
+        eprintln!();
+        Ok(results)
+    }
+
+    fn print_table(results: &Results, n: u64, runs: usize, have_cpython: bool) {
+        println!(
+            "\nobjects: N = {} ops per case and run, median of {runs} fresh-process runs, ns per op",
+            thousands(n)
+        );
+        println!("pymem through its C ABI (libpymem.so); CPython {} through its C API (libpython)", version());
+        println!("speedup = CPython ns / pymem ns; target: pymem at least {TARGET}x faster than CPython on each case");
+        println!("faults = minor page faults in the timed region (median per run)");
+        println!(
+            "{:<30} {:>10} {:>12} {:>8} {:>14} {:>12} {:>14}",
+            "case", "pymem ns", "CPython ns", "speedup", "target >=1.5x", "pymem faults", "CPython faults"
+        );
+        let (mut met, mut total) = (0, 0);
+        for row in &ROWS {
+            let samples = |side: &str| results.get(&(side.to_string(), row.metric.to_string()));
+            let med = |side: &str| samples(side).map(|v| median(v.iter().map(|s| s.ns_per_op)));
+            let faults = |side: &str| {
+                samples(side).map_or("n/a".to_string(), |v| thousands(median(v.iter().map(|s| s.faults)) as u64))
+            };
+            let (Some(p), c) = (med("pymem"), med("cpython")) else { continue };
+            let speedup = c.filter(|_| p > 0.0).map(|c| c / p);
+            let verdict = match (row.target, speedup) {
+                (false, _) => String::new(),
+                (true, None) => "n/a".to_string(),
+                (true, Some(s)) => {
+                    total += 1;
+                    if s >= TARGET {
+                        met += 1;
+                        "met".to_string()
+                    } else {
+                        "not met".to_string()
+                    }
+                }
+            };
+            println!(
+                "{:<30} {:>10.2} {:>12} {:>8} {:>14} {:>12} {:>14}",
+                row.label,
+                p,
+                c.map_or("n/a".to_string(), |c| format!("{c:.2}")),
+                speedup.map_or("n/a".to_string(), |s| format!("{s:.2}x")),
+                verdict,
+                faults("pymem"),
+                faults("cpython")
+            );
+        }
+        if have_cpython {
+            println!("target met on {met} of {total} cases");
+        }
+    }
+
+    /// `python3 --version`'s number, for the table's heading.
+    fn version() -> String {
+        let out = Command::new("python3").arg("--version").output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+                text.split_whitespace().nth(1).unwrap_or("?").to_string()
+            }
+            _ => "?".to_string(),
+        }
+    }
+
+    /// Callgrind's count of one timed region: collection only inside
+    /// `timed_<metric>` (and a compiler clone of it, `timed_<metric>.*`).
+    fn ir_job(root: &Path, side: &Side, row: &Row, n: u64, log: PathBuf) -> Job {
+        let mut cmd = c_program("valgrind", root);
+        cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null", "--collect-atstart=no"]);
+        cmd.arg(format!("--toggle-collect=timed_{}", row.metric));
+        cmd.arg(format!("--toggle-collect=timed_{}.*", row.metric));
+        cmd.arg(&side.exe).args([side.name, row.case, &n.to_string()]);
+        Job { name: format!("{} {} {n}", side.name, row.metric), cmd, log, timeout: None }
+    }
+
+    fn instructions(root: &Path, sides: &[Side]) -> Result<(), String> {
+        let dir = target_dir(root).join("bench/callgrind");
+        mkdir(&dir)?;
+        let rows: Vec<&Row> = ROWS.iter().filter(|r| r.target).collect();
+        let mut jobs = Vec::new();
+        let mut keys = Vec::new();
+        for side in sides {
+            for row in &rows {
+                for n in [IR_N, 0] {
+                    let log = dir.join(format!("objects-{}-{}-{n}.log", side.name, row.metric));
+                    keys.push((side.name, row.metric, n, log.clone()));
+                    jobs.push(ir_job(root, side, row, n, log));
+                }
+            }
+        }
+        eprintln!("callgrind: {} runs, {} at a time ...", jobs.len(), cpus());
+        let mut failed = Vec::new();
+        run_many(jobs, cpus(), |job, outcome| {
+            if !outcome.success() {
+                failed.push(format!("{} {}", job.name, outcome.describe()));
+            }
+        });
+        if !failed.is_empty() {
+            return Err(format!("callgrind runs failed (logs in {}): {}", dir.display(), failed.join("; ")));
+        }
+        let mut ir: BTreeMap<(&str, &str, u64), u64> = BTreeMap::new();
+        for (side, metric, n, log) in keys {
+            let count = collected(&log).ok_or_else(|| format!("no 'Collected :' line in {}", log.display()))?;
+            ir.insert((side, metric, n), count);
+        }
+        let per_op = |side: &str, metric: &str| {
+            let at = |n| ir.get(&(side, metric, n)).map(|&c| c as f64);
+            Some((at(IR_N)? - at(0)?) / IR_N as f64)
+        };
+        println!("\ncallgrind instructions per op of each timed region: (Ir(N) - Ir(0)) / N, N = {}", thousands(IR_N));
+        println!("{:<30} {:>10} {:>12} {:>14}", "case", "pymem Ir", "CPython Ir", "CPython/pymem");
+        for row in rows {
+            let p = per_op("pymem", row.metric);
+            let c = per_op("cpython", row.metric);
+            let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
+            let ratio = match (p, c) {
+                (Some(p), Some(c)) if p > 0.0 => format!("{:.2}x", c / p),
+                _ => "n/a".to_string(),
+            };
+            println!("{:<30} {:>10} {:>12} {:>14}", row.label, show(p), show(c), ratio);
+        }
+        Ok(())
+    }
 }

@@ -23,7 +23,8 @@ struct Section {
     after: fn(&Results) -> Result<(), String>,
 }
 
-const SECTIONS: &[Section] = &[Section { name: "pools", after: pools_vs_cpython }];
+const SECTIONS: &[Section] =
+    &[Section { name: "pools", after: pools_vs_cpython }, Section { name: "objects", after: objects_vs_cpython }];
 
 /// RESULT lines: `RESULT <tag> key=value ...` → tag → key → value.
 type Results = BTreeMap<String, BTreeMap<String, f64>>;
@@ -62,7 +63,13 @@ fn build(root: &Path) -> Result<PathBuf, String> {
     mkdir(&out)?;
     let exe = out.join("demo");
     let lib = release_dir(root);
+    let header = root.join("include/pymem.h");
+    let header = std::fs::read_to_string(&header).map_err(|e| format!("reading {}: {e}", header.display()))?;
     let mut cc = Command::new("gcc");
+    // Section "objects" shows copy/deepcopy once the library declares them.
+    if header.contains("pymem_copy(") && header.contains("pymem_deepcopy(") {
+        cc.arg("-DDEMO_HAVE_COPY");
+    }
     cc.current_dir(root)
         .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
         .arg(format!("-I{}", root.join("include").display()))
@@ -194,5 +201,135 @@ fn pools_vs_cpython(results: &Results) -> Result<(), String> {
     row(&format!("CPython {version}"), c_start, c_built, c_after, c_pct);
     println!("\nreturned to the OS after freeing 1023 of 1024 blocks: pymem {p_pct:.1} % vs CPython {c_pct:.1} %");
     println!("(pymem gives each empty 16 KiB pool's pages back; CPython only unmaps a 1 MiB arena with no live block)");
+    Ok(())
+}
+
+/// Section "objects" in CPython itself: the same Python lines as demo.c's
+/// walk, each followed by `sys.getrefcount(x)` (or an `is` test), run in a
+/// function so that only the names shown own the objects. Objects are built
+/// at run time (`float('2.5')`, `int('257')`), as literals would add the
+/// code object's constants as owners.
+const CPYTHON_REFCOUNTS: &str = r#"
+import copy, sys
+def walk():
+    r = {}
+    g = sys.getrefcount
+    x = []; r["fresh_list"] = g(x)
+    f = float("3.14"); r["fresh_float"] = g(f)
+    s = str(1234567); r["fresh_str"] = g(s)
+    del x, f, s
+    x = float("2.5"); r["owner_new"] = g(x)
+    holder = [x]; r["owner_list"] = g(x)
+    y = x; r["owner_y"] = g(x)
+    del y; r["owner_del_y"] = g(x)
+    popped = holder.pop(); r["owner_pop"] = g(x)
+    del popped; r["owner_del_popped"] = g(x)
+    d = {"key": x}; r["owner_dict"] = g(x)
+    del d["key"]; r["owner_dict_del"] = g(x)
+    holder.append(x); del holder; r["owner_del_holder"] = g(x)
+    x = str(123456789); r["twice_new"] = g(x)
+    l = [x, x]; r["twice_list"] = g(x)
+    t = (x, x); r["twice_tuple"] = g(x)
+    del l; r["twice_del_l"] = g(x)
+    del t; r["twice_del_t"] = g(x)
+    x = []; y = x; r["is_alias"] = x is y
+    z = []; r["is_equal_list"] = x is z
+    for v in (-5, 7, 256, -6, 257, 1000000):
+        r["is_int_%d" % v] = int(str(v)) is int(str(v))
+    inner = []; big = int("1000"); outer = [inner, big]; r["copy_before"] = g(inner)
+    shallow = copy.copy(outer); r["copy_new"] = shallow is not outer; r["copy_shares"] = shallow[0] is inner
+    r["copy_after"] = g(inner)
+    deep = copy.deepcopy(outer); r["deepcopy_shares"] = deep[0] is inner; r["deepcopy_atom_shared"] = deep[1] is big
+    r["deepcopy_after"] = g(inner)
+    f = float("1.5"); a = id(f); del f; f2 = float("2.5"); r["float_reuse"] = id(f2) == a
+    return r
+print("RESULT cpython " + " ".join("%s=%d" % kv for kv in walk().items()))
+print("VERSION " + sys.version.split()[0])
+"#;
+
+/// The rows of the comparison: RESULT key, the Python line, and whether the
+/// value is a reference count (pymem's exact count; CPython shows it + 1) or
+/// an `is` outcome.
+const OBJECT_ROWS: &[(&str, &str, bool)] = &[
+    ("fresh_list", "x = []", true),
+    ("fresh_float", "f = float('3.14')", true),
+    ("fresh_str", "s = str(1234567)", true),
+    ("owner_new", "x = float('2.5')", true),
+    ("owner_list", "holder = [x]", true),
+    ("owner_y", "y = x", true),
+    ("owner_del_y", "del y", true),
+    ("owner_pop", "popped = holder.pop()", true),
+    ("owner_del_popped", "del popped", true),
+    ("owner_dict", "d = {'key': x}", true),
+    ("owner_dict_del", "del d['key']", true),
+    ("owner_del_holder", "holder.append(x); del holder", true),
+    ("twice_new", "x = str(123456789)", true),
+    ("twice_list", "l = [x, x]", true),
+    ("twice_tuple", "t = (x, x)", true),
+    ("twice_del_l", "del l", true),
+    ("twice_del_t", "del t", true),
+    ("is_alias", "y = x; x is y", false),
+    ("is_equal_list", "z = []; x is z", false),
+    ("is_int_-5", "int('-5') is int('-5')", false),
+    ("is_int_7", "int('7') is int('7')", false),
+    ("is_int_256", "int('256') is int('256')", false),
+    ("is_int_-6", "int('-6') is int('-6')", false),
+    ("is_int_257", "int('257') is int('257')", false),
+    ("is_int_1000000", "int('1000000') is int('1000000')", false),
+    ("copy_before", "outer = [inner, big]: inner", true),
+    ("copy_new", "shallow is not outer", false),
+    ("copy_shares", "shallow[0] is inner", false),
+    ("copy_after", "after shallow = copy.copy(outer): inner", true),
+    ("deepcopy_shares", "deep[0] is inner", false),
+    ("deepcopy_atom_shared", "deep[1] is big", false),
+    ("deepcopy_after", "after deep = copy.deepcopy(outer): inner", true),
+    ("float_reuse", "del f; f2 = float(...): id(f2) == id(f)", false),
+];
+
+fn objects_vs_cpython(results: &Results) -> Result<(), String> {
+    let pymem = results.get("pymem").ok_or("demo.c printed no RESULT pymem lines")?;
+    println!("\n--- the same lines in CPython (python3 subprocess) -------------------------");
+    if !have("python3") {
+        println!("python3 not found: the CPython comparison is skipped");
+        return Ok(());
+    }
+    let out = output_checked(Command::new("python3").args(["-c", CPYTHON_REFCOUNTS]))?;
+    let mut py = Results::new();
+    let mut version = String::from("?");
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("RESULT ") {
+            parse_result(rest, &mut py);
+        } else if let Some(v) = line.strip_prefix("VERSION ") {
+            version = v.to_string();
+        }
+    }
+    let cpy = py.get("cpython").ok_or("the CPython script printed no RESULT line")?;
+    let cpython_col = format!("CPython {version}");
+    println!("refcount rows: pymem_refcount + 1 against CPython's sys.getrefcount(x); `is` rows: True/False");
+    println!("\n{:<42} {:>14} {:>16} {:>6}", "Python", "pymem", cpython_col, "");
+    let (mut same, mut total) = (0, 0);
+    for &(key, python, is_count) in OBJECT_ROWS {
+        let Some(&p) = pymem.get(key) else { continue };
+        let c = cpy.get(key).copied();
+        let (shown, expected) = if is_count {
+            (format!("{} + 1 = {}", p, p + 1.0), p + 1.0)
+        } else {
+            ((if p != 0.0 { "True" } else { "False" }).to_string(), p)
+        };
+        let cpython = match c {
+            None => "n/a".to_string(),
+            Some(c) if is_count => format!("{c}"),
+            Some(c) => (if c != 0.0 { "True" } else { "False" }).to_string(),
+        };
+        let verdict = match c {
+            None => "",
+            Some(c) if c == expected => "same",
+            Some(_) => "DIFFERS",
+        };
+        total += 1;
+        same += usize::from(verdict == "same");
+        println!("{python:<42} {shown:>14} {cpython:>16} {verdict:>6}");
+    }
+    println!("\n{same} of {total} rows the same as CPython {version}");
     Ok(())
 }

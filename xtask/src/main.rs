@@ -6,6 +6,8 @@
 //! cargo xtask header [--check]               regenerate include/pymem.h (or check it)
 //! cargo xtask dist --prefix DIR              install lib, headers and pymem.pc into DIR
 //! cargo xtask bench alloc [--runs N] [--n N] [--no-ir]
+//! cargo xtask bench objects [--runs N] [--n N] [--no-ir]
+//! cargo xtask bench [--runs N] [--no-ir]     both benches
 //! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
 //! ```
 
@@ -21,6 +23,9 @@ const USAGE: &str = "usage:
   cargo xtask header [--check]                          regenerate include/pymem.h, or fail if it is stale
   cargo xtask dist --prefix DIR                         install libpymem, headers and pymem.pc into DIR
   cargo xtask bench alloc [--runs N] [--n N] [--no-ir]  allocator throughput vs glibc, pymalloc, mimalloc
+  cargo xtask bench objects [--runs N] [--n N] [--no-ir]
+                                                        object create/destroy vs CPython's C API
+  cargo xtask bench [--runs N] [--no-ir]                both benches
   cargo xtask demo [SECTION...] [--list]                run the C-API demo";
 
 fn main() {

@@ -918,6 +918,51 @@ pymem_status pymem_type_name(struct pymem_runtime *rt, struct pymem_object *o, c
 pymem_status pymem_clear_free_lists(struct pymem_runtime *rt);
 
 /**
+ * `copy.copy(o)`: a new list or dict sharing the items of `o`, a new
+ * instance sharing its attribute values (payload bytes copied); immutable
+ * objects (int, float, str, tuple, None, bool) and modules and functions
+ * are returned themselves (a new reference), as Python does.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_copy(struct pymem_runtime *rt,
+                        struct pymem_object *o,
+                        struct pymem_object **out);
+
+/**
+ * `copy.deepcopy(o)` with a memo: shared sub-objects stay shared in the
+ * copy, cycles are reproduced, immutable atoms are not copied (a tuple
+ * only when one of its items had to be). Deeper than the recursion limit:
+ * `PYMEM_ERR_RECURSION` (and nothing is left allocated).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_deepcopy(struct pymem_runtime *rt,
+                            struct pymem_object *o,
+                            struct pymem_object **out);
+
+/**
+ * This object's own bytes, like `sys.getsizeof`: its block with the header
+ * (and the collector's links for containers) plus the private arrays it
+ * owns (a list's item array, a dict's table, an instance's values).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_sizeof(struct pymem_runtime *rt, struct pymem_object *o, size_t *out);
+
+/**
+ * The bytes reachable from `o`, each object counted once and immortal
+ * objects excluded, like pympler's `asizeof`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_deep_sizeof(struct pymem_runtime *rt, struct pymem_object *o, size_t *out);
+
+/**
  * Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
  * memory limit, a pool release delay of 256 pool events; then applies the
  * environment, as CPython reads `PYTHONMALLOC`:

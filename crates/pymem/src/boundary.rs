@@ -304,11 +304,17 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
 /// Fails with `PYMEM_ERR_NULL_ARGUMENT` when a pointer argument is NULL
 /// (the boundary prefixes the function's name).
 #[inline(always)]
-pub(crate) fn require<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
+pub(crate) fn require<T>(ptr: *const T, what: &'static str) -> Result<(), Failure> {
     if ptr.is_null() {
-        return Err(Failure::new(Status::PYMEM_ERR_NULL_ARGUMENT, format!("{what} is NULL")));
+        return Err(null_argument(what));
     }
     Ok(())
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn null_argument(what: &str) -> Failure {
+    Failure::new(Status::PYMEM_ERR_NULL_ARGUMENT, format!("{what} is NULL"))
 }
 
 #[cfg(test)]

@@ -1158,3 +1158,75 @@ pub unsafe extern "C" fn pymem_clear_free_lists(rt: *mut Runtime) -> Status {
         Ok::<(), Failure>(())
     })
 }
+
+// ----------------------------------------------------------------------
+// copies and sizes
+
+/// `copy.copy(o)`: a new list or dict sharing the items of `o`, a new
+/// instance sharing its attribute values (payload bytes copied); immutable
+/// objects (int, float, str, tuple, None, bool) and modules and functions
+/// are returned themselves (a new reference), as Python does.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_copy(rt: *mut Runtime, o: *mut Object, out: *mut *mut Object) -> Status {
+    ffi_boundary!(object Full rt, "pymem_copy", |state| {
+        let o = arg(&state.heap, o, "o")?;
+        require(out, "out")?;
+        give(out, state.heap.copy(o)?);
+        Ok::<(), Failure>(())
+    })
+}
+
+/// `copy.deepcopy(o)` with a memo: shared sub-objects stay shared in the
+/// copy, cycles are reproduced, immutable atoms are not copied (a tuple
+/// only when one of its items had to be). Deeper than the recursion limit:
+/// `PYMEM_ERR_RECURSION` (and nothing is left allocated).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_deepcopy(rt: *mut Runtime, o: *mut Object, out: *mut *mut Object) -> Status {
+    ffi_boundary!(object Full rt, "pymem_deepcopy", |state| {
+        let o = arg(&state.heap, o, "o")?;
+        require(out, "out")?;
+        give(out, state.heap.deepcopy(o)?);
+        Ok::<(), Failure>(())
+    })
+}
+
+/// This object's own bytes, like `sys.getsizeof`: its block with the header
+/// (and the collector's links for containers) plus the private arrays it
+/// owns (a list's item array, a dict's table, an instance's values).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_sizeof(rt: *mut Runtime, o: *mut Object, out: *mut usize) -> Status {
+    ffi_boundary!(object Read rt, "pymem_sizeof", |state| {
+        let o = arg(&state.heap, o, "o")?;
+        require(out, "out")?;
+        let n = state.heap.sizeof(o)?;
+        // SAFETY: checked non-null.
+        unsafe { write_out(out, n) };
+        Ok::<(), Failure>(())
+    })
+}
+
+/// The bytes reachable from `o`, each object counted once and immortal
+/// objects excluded, like pympler's `asizeof`.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pymem_deep_sizeof(rt: *mut Runtime, o: *mut Object, out: *mut usize) -> Status {
+    ffi_boundary!(object Read rt, "pymem_deep_sizeof", |state| {
+        let o = arg(&state.heap, o, "o")?;
+        require(out, "out")?;
+        let n = state.heap.deep_sizeof(o)?;
+        // SAFETY: checked non-null.
+        unsafe { write_out(out, n) };
+        Ok::<(), Failure>(())
+    })
+}

@@ -81,6 +81,15 @@ impl DictTable {
     fn capacity(size: usize) -> usize {
         size * 2 / 3
     }
+
+    /// Bytes of the table's block as `dict_resize` requests it (0 before the
+    /// first insertion), for `Heap::sizeof`.
+    pub(crate) fn block_bytes(&self) -> usize {
+        if self.mem.is_null() {
+            return 0;
+        }
+        self.size * 4 + Self::capacity(self.size) * std::mem::size_of::<Entry>()
+    }
 }
 
 /// What a probe found: the entry, or the slot where the key would go.
@@ -99,6 +108,7 @@ impl Heap {
 
     // See `DictTable::entry`: object memory is outside the heap's borrow.
     #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
     fn table(&self, d: Obj) -> ObjResult<&mut DictTable> {
         self.expect(d, type_ids::DICT)?;
         // SAFETY: checked to be a dict.
@@ -163,8 +173,9 @@ impl Heap {
             t.size == 0 || t.usable == 0
         };
         if needs_room {
+            // CPython's GROWTH_RATE: a table of at least `used * 3` slots.
             let used = self.table(d)?.used;
-            self.dict_resize(d, (used + 1) * 3)?;
+            self.dict_resize(d, used * 3)?;
         }
         let t = self.table(d)?;
         match self.probe(t, key, hash)? {
@@ -231,10 +242,11 @@ impl Heap {
         Ok(None)
     }
 
-    /// Rebuilds the table with room for `min_used` entries, compacting holes.
-    fn dict_resize(&mut self, d: Obj, min_used: usize) -> ObjResult<()> {
+    /// Rebuilds the table with at least `min_slots` index slots (a power of
+    /// two, 8 or more), compacting holes.
+    fn dict_resize(&mut self, d: Obj, min_slots: usize) -> ObjResult<()> {
         let mut size = MIN_SIZE;
-        while DictTable::capacity(size) < min_used.max(1) {
+        while size < min_slots {
             size = size.checked_mul(2).ok_or(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
                 requested: usize::MAX,
                 reason: "dict too large",
@@ -275,23 +287,34 @@ impl Heap {
     }
 }
 
+/// Takes the table out of a dict being freed: its block (for the caller to
+/// free after) and an iterator over its live entries' key and value (the
+/// references the caller drops). Allocates nothing.
+pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, Obj)>) {
+    // SAFETY: `d` is a dict being deallocated.
+    let t = std::mem::replace(unsafe { &mut body::<DictObj>(d).table }, DictTable::EMPTY);
+    let mem = t.mem;
+    let entries = t.entries();
+    let live = (0..t.nentries).filter_map(move |i| {
+        // SAFETY: `i < nentries`; the block stays allocated until the caller
+        // frees it after the iteration.
+        let e = unsafe { *entries.add(i) };
+        // SAFETY: live entries hold live objects.
+        (!e.key.is_null()).then(|| unsafe { (Obj::new_unchecked(e.key), Obj::new_unchecked(e.value)) })
+    });
+    (mem, live)
+}
+
 /// Empties a dict being freed: its references go to `out` (the caller drops
 /// them), its table back to the allocator.
 pub(crate) fn dict_take_all(heap: &mut Heap, d: Obj, out: &mut Vec<Obj>) {
-    // SAFETY: `d` is a dict being deallocated.
-    let t = std::mem::replace(unsafe { &mut body::<DictObj>(d).table }, DictTable::EMPTY);
-    for i in 0..t.nentries {
-        let e = *t.entry(i);
-        if !e.key.is_null() {
-            // SAFETY: live entries hold live objects.
-            unsafe {
-                out.push(Obj::new_unchecked(e.key));
-                out.push(Obj::new_unchecked(e.value));
-            }
-        }
+    let (mem, entries) = dict_detach_table(d);
+    for (k, v) in entries {
+        out.push(k);
+        out.push(v);
     }
-    if !t.mem.is_null() {
-        let _ = heap.alloc.free_kind(t.mem, BlockKind::Internal);
+    if !mem.is_null() {
+        let _ = heap.alloc.free_kind(mem, BlockKind::Internal);
     }
 }
 

@@ -222,6 +222,12 @@ pub struct Heap {
     ready: bool,
 }
 
+#[cold]
+#[inline(never)]
+fn alloc_failed(e: obmalloc::AllocError) -> ObjError {
+    ObjError::from(e)
+}
+
 /// Size of the fixed part of an object of `T`.
 pub(crate) const fn size_of<T>() -> usize {
     std::mem::size_of::<T>()
@@ -447,6 +453,7 @@ impl Heap {
     // ------------------------------------------------------------------
     // types
 
+    #[inline(always)]
     pub fn type_id(&self, o: Obj) -> u32 {
         // SAFETY: live object.
         unsafe { header(o) }.type_id
@@ -496,6 +503,7 @@ impl Heap {
     }
 
     #[cold]
+    #[inline(never)]
     pub(crate) fn wrong_type(&self, o: Obj, expected: &str) -> ObjError {
         ObjError::Type(format!("expected {expected}, got {}", self.type_of(o).name()))
     }
@@ -507,7 +515,10 @@ impl Heap {
     /// tracked by the collector.
     #[inline(always)]
     pub(crate) fn alloc_obj(&mut self, type_id: u32, size: usize, gc: bool) -> ObjResult<Obj> {
-        let o = self.alloc.malloc_object(size)?.cast::<ObjHeader>();
+        let o = match self.alloc.malloc_object(size) {
+            Ok(p) => p.cast::<ObjHeader>(),
+            Err(e) => return Err(alloc_failed(e)),
+        };
         // SAFETY: a fresh object block of `size >= 16` bytes.
         unsafe {
             o.as_ptr().write(ObjHeader { refcnt: 1, type_id, flags: if gc { flags::GC } else { 0 } });
@@ -516,6 +527,7 @@ impl Heap {
     }
 
     /// Links a container into generation 0 and counts it.
+    #[inline(always)]
     pub fn track(&mut self, o: Obj) {
         // SAFETY: `o` is a live container.
         unsafe {
@@ -585,12 +597,8 @@ impl Heap {
 
     #[inline(never)]
     fn dealloc_slow(&mut self, o: Obj) {
-        // Atoms have no children: free at once, no work stack.
-        if matches!(self.type_id(o), type_ids::INT | type_ids::FLOAT | type_ids::STR) {
-            self.dealloc_one(o);
-            return;
-        }
-        self.trash.push(o);
+        // Children reaching zero go on the work stack (never recursion).
+        self.dealloc_one(o);
         while let Some(o) = self.trash.pop() {
             self.dealloc_one(o);
         }
@@ -675,10 +683,13 @@ impl Heap {
                     }
                 }
                 type_ids::DICT => {
-                    let mut children = Vec::new();
-                    crate::dict::dict_take_all(self, o, &mut children);
-                    for c in children {
-                        self.release_child(c);
+                    let (mem, entries) = crate::dict::dict_detach_table(o);
+                    for (k, v) in entries {
+                        self.release_child(k);
+                        self.release_child(v);
+                    }
+                    if !mem.is_null() {
+                        let _ = self.alloc.free_kind(mem, BlockKind::Internal);
                     }
                     if self.free_dicts.len < self.config.dict_free_list {
                         header(o).flags = flags::DEAD | flags::GC;
@@ -806,6 +817,7 @@ impl Heap {
         o
     }
 
+    #[inline(always)]
     pub(crate) fn new_float_obj(&mut self) -> ObjResult<Obj> {
         match self.free_floats.pop() {
             Some(o) => Ok(Self::revive(o, type_ids::FLOAT, false)),
@@ -832,6 +844,7 @@ impl Heap {
         Ok(o)
     }
 
+    #[inline(always)]
     pub(crate) fn new_list_obj(&mut self) -> ObjResult<Obj> {
         let o = match self.free_lists.pop() {
             Some(o) => Self::revive(o, type_ids::LIST, true),

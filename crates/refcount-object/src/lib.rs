@@ -18,6 +18,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod attrs;
+mod copy;
 mod dict;
 pub mod error;
 pub mod hash;
@@ -26,6 +27,7 @@ mod list;
 mod num;
 pub mod object;
 mod repr;
+mod size;
 mod str;
 mod tuple;
 pub mod types;

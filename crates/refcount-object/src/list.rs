@@ -18,6 +18,7 @@ impl Heap {
     // Object memory is not part of the heap's borrow (objects are shared
     // through raw pointers, as in C); callers never hold two of these.
     #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
     fn list(&self, o: Obj) -> ObjResult<&mut ListObj> {
         self.expect(o, type_ids::LIST)?;
         // SAFETY: checked to be a list.
@@ -40,11 +41,17 @@ impl Heap {
 
     /// Makes room for `needed` items, over-allocating as CPython's
     /// `list_resize` does (`n + n/8 + 6`, rounded down to a multiple of 4).
+    #[inline(always)]
     fn list_reserve(&mut self, o: Obj, needed: usize) -> ObjResult<()> {
-        let l = self.list(o)?;
-        if needed <= l.cap {
+        if needed <= self.list(o)?.cap {
             return Ok(());
         }
+        self.list_grow(o, needed)
+    }
+
+    #[inline(never)]
+    fn list_grow(&mut self, o: Obj, needed: usize) -> ObjResult<()> {
+        let l = self.list(o)?;
         let cap = (needed + (needed >> 3) + 6) & !3;
         let bytes =
             cap.checked_mul(std::mem::size_of::<Obj>()).ok_or(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
@@ -52,7 +59,11 @@ impl Heap {
                 reason: "list too long",
             }))?;
         let items = l.items as *mut u8;
-        let new = self.alloc.realloc_kind(items, bytes, BlockKind::Internal)?;
+        let new = if items.is_null() {
+            self.alloc.malloc_kind(bytes, BlockKind::Internal)?
+        } else {
+            self.alloc.realloc_kind(items, bytes, BlockKind::Internal)?
+        };
         let l = self.list(o)?;
         l.items = new.as_ptr() as *mut Obj;
         l.cap = cap;
@@ -60,14 +71,20 @@ impl Heap {
     }
 
     /// Appends `item` (the list takes its own reference).
+    #[inline(always)]
     pub fn list_append(&mut self, o: Obj, item: Obj) -> ObjResult<()> {
-        let len = self.list(o)?.len;
-        self.list_reserve(o, len + 1)?;
-        self.incref(item);
         let l = self.list(o)?;
-        // SAFETY: capacity for `len + 1` items.
-        unsafe { *l.items.add(len) = item };
-        l.len = len + 1;
+        let len = l.len;
+        if len == l.cap {
+            self.list_grow(o, len + 1)?;
+        }
+        self.incref(item);
+        // SAFETY: checked to be a list above; capacity for `len + 1` items.
+        unsafe {
+            let l = body::<ListObj>(o);
+            *l.items.add(len) = item;
+            l.len = len + 1;
+        }
         Ok(())
     }
 

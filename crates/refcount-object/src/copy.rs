@@ -8,13 +8,13 @@
 //! | dict | a new dict with the same keys and values, in insertion order | keys and values deep-copied, order kept |
 //! | instance of a host type | a new instance: the same attribute values, the payload bytes copied | attribute values deep-copied, the payload bytes copied |
 //!
-//! **Host payloads are copied bitwise.** This crate cannot call host code,
-//! so a copied instance gets a byte-for-byte copy of the original's payload:
-//! references to objects (or pointers to host resources) kept in it are
-//! duplicated *without* being counted, and the copy's `dealloc`/`clear`
-//! callbacks will later run on them as on the original's. A host must not
-//! rely on `copy`/`deepcopy` for types whose payload holds references or
-//! owns resources; plain-data payloads are copied correctly. (Python's
+//! **Host payloads.** This crate cannot call host code, so a copied
+//! instance gets a byte-for-byte copy of the original's payload. That is
+//! right for plain data, and wrong for a payload holding references or host
+//! resources (they would be duplicated without being counted, then released
+//! twice). So instances of a host type with a `traverse`, `clear` or
+//! `dealloc` callback are refused with a `Type` error ("cannot copy 'Node'
+//! object"), as Python refuses to copy objects it cannot reduce. (Python's
 //! default copy of an instance copies its `__dict__`, which is what the
 //! attribute values get here.)
 //!
@@ -416,6 +416,13 @@ impl Heap {
     /// as many value slots as it has, all unset. New reference.
     fn instance_shell(&mut self, src: Obj) -> ObjResult<Obj> {
         let type_id = self.type_id(src);
+        let hooks = self.type_info(type_id).hooks();
+        if hooks.traverse != 0 || hooks.clear != 0 || hooks.dealloc != 0 {
+            return Err(crate::ObjError::Type(format!(
+                "cannot copy '{}' object: its payload holds references or resources (the type has traverse, clear or dealloc callbacks)",
+                self.type_info(type_id).name()
+            )));
+        }
         let dst = self.instance_new(type_id)?;
         let payload = self.type_info(type_id).payload_size();
         // SAFETY: two instances of one type, each with `payload` bytes.

@@ -1195,3 +1195,29 @@ mod lifetime {
         assert_baseline(&mut h, base);
     }
 }
+
+/// A payload that may hold references or resources (the type has callbacks)
+/// is never duplicated bitwise: copying such an instance is refused.
+#[test]
+fn instances_of_types_with_callbacks_are_not_copied() {
+    use refcount_object::HostHooks;
+    let mut h = heap();
+    let spec =
+        HostTypeSpec { name: "Node".into(), payload_size: 8, hooks: HostHooks { clear: 1, ..Default::default() } };
+    let t = h.type_new(&spec).unwrap();
+    let id = h.check_type(t).unwrap();
+    let node = h.instance_new(id).unwrap();
+    let list = h.list_new().unwrap();
+    h.list_append(list, node).unwrap();
+    for result in [h.copy(node), h.deepcopy(node), h.deepcopy(list)] {
+        match result {
+            Err(ObjError::Type(m)) => assert!(m.starts_with("cannot copy 'Node' object"), "{m}"),
+            other => panic!("expected a Type error, got {other:?}"),
+        }
+    }
+    // The shallow copy of the list only shares the node: allowed.
+    let shallow = h.copy(list).unwrap();
+    h.decref(shallow);
+    h.decref(list);
+    assert_eq!(h.refcount(node), 1);
+}

@@ -13,6 +13,7 @@
 //! facade calls the callbacks with no borrow of the heap alive, then
 //! [`Heap::finish_host_dealloc`] frees it.
 
+use std::cell::Cell;
 use std::ptr::{self, NonNull};
 
 use hashbrown::HashMap;
@@ -220,6 +221,20 @@ pub struct Heap {
     trash: Vec<Obj>,
     /// Whether the singletons exist (see `Heap::new_lazy`).
     ready: bool,
+    /// Addresses of objects validated recently and alive since: a
+    /// direct-mapped cache (slot = address / 16 mod 64) in front of the
+    /// allocator's test, so an object passed again and again (a list being
+    /// filled, the small ints) is validated with one compare. Every object
+    /// death clears its slot (`forget_valid`), so a hit is always a live
+    /// object.
+    valid_cache: [Cell<usize>; VALID_CACHE_SLOTS],
+}
+
+const VALID_CACHE_SLOTS: usize = 64;
+
+#[inline(always)]
+fn valid_slot(addr: usize) -> usize {
+    (addr >> 4) & (VALID_CACHE_SLOTS - 1)
 }
 
 #[cold]
@@ -278,6 +293,7 @@ impl Heap {
             in_host_dealloc: Vec::new(),
             trash: Vec::new(),
             ready: false,
+            valid_cache: std::array::from_fn(|_| Cell::new(0)),
         });
         for list in heap.gc.generations.iter_mut() {
             list.init();
@@ -369,15 +385,32 @@ impl Heap {
     /// [`Heap::check`] without the error message: the fast path.
     #[inline(always)]
     pub fn lookup(&self, p: *const u8) -> Option<Obj> {
+        let addr = p as usize;
+        let slot = &self.valid_cache[valid_slot(addr)];
+        if slot.get() == addr && addr != 0 {
+            // SAFETY: the cache only holds live objects (see `valid_cache`).
+            return Some(unsafe { NonNull::new_unchecked(p as *mut ObjHeader) });
+        }
         if self.alloc.is_live_object(p) {
             // SAFETY: a live object block starts with an initialised header.
             let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
             // SAFETY: as above.
             if unsafe { header(o) }.flags & flags::DEAD == 0 {
+                slot.set(addr);
                 return Some(o);
             }
         }
         None
+    }
+
+    /// Clears `o` from the validation cache: it is dying.
+    #[inline(always)]
+    fn forget_valid(&self, o: Obj) {
+        let addr = o.as_ptr() as usize;
+        let slot = &self.valid_cache[valid_slot(addr)];
+        if slot.get() == addr {
+            slot.set(0);
+        }
     }
 
     #[cold]
@@ -523,7 +556,16 @@ impl Heap {
         unsafe {
             o.as_ptr().write(ObjHeader { refcnt: 1, type_id, flags: if gc { flags::GC } else { 0 } });
         }
+        self.remember_valid(o);
         Ok(o)
+    }
+
+    /// Puts a new object in the validation cache: it will likely come back
+    /// (a decref, an append) before anything else lands in its slot.
+    #[inline(always)]
+    fn remember_valid(&self, o: Obj) {
+        let addr = o.as_ptr() as usize;
+        self.valid_cache[valid_slot(addr)].set(addr);
     }
 
     /// Links a container into generation 0 and counts it.
@@ -580,6 +622,7 @@ impl Heap {
     /// kept alive.
     #[inline(always)]
     pub(crate) fn dealloc(&mut self, o: Obj) {
+        self.forget_valid(o);
         // The commonest deaths first, inline: a float onto its free list,
         // an int back to the allocator.
         match self.type_id(o) {
@@ -622,6 +665,7 @@ impl Heap {
     /// Frees one object whose count is zero (its children go through
     /// `release_child`).
     fn dealloc_one(&mut self, o: Obj) {
+        self.forget_valid(o);
         let type_id = self.type_id(o);
         // SAFETY: for each arm, `o` has the layout of its type id.
         unsafe {
@@ -820,7 +864,11 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn new_float_obj(&mut self) -> ObjResult<Obj> {
         match self.free_floats.pop() {
-            Some(o) => Ok(Self::revive(o, type_ids::FLOAT, false)),
+            Some(o) => {
+                let o = Self::revive(o, type_ids::FLOAT, false);
+                self.remember_valid(o);
+                Ok(o)
+            }
             None => self.alloc_obj(type_ids::FLOAT, size_of::<FloatObj>(), false),
         }
     }
@@ -828,7 +876,11 @@ impl Heap {
     pub(crate) fn new_tuple_obj(&mut self, len: usize) -> ObjResult<Obj> {
         let reused = if len <= self.config.tuple_free_list_max_len { self.free_tuples[len].pop() } else { None };
         let o = match reused {
-            Some(o) => Self::revive(o, type_ids::TUPLE, true),
+            Some(o) => {
+                let o = Self::revive(o, type_ids::TUPLE, true);
+                self.remember_valid(o);
+                o
+            }
             None => {
                 let size = len.checked_mul(size_of::<Obj>()).and_then(|n| n.checked_add(size_of::<TupleObj>())).ok_or(
                     ObjError::NoMemory(obmalloc::AllocError::NoMemory {
@@ -847,7 +899,11 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn new_list_obj(&mut self) -> ObjResult<Obj> {
         let o = match self.free_lists.pop() {
-            Some(o) => Self::revive(o, type_ids::LIST, true),
+            Some(o) => {
+                let o = Self::revive(o, type_ids::LIST, true);
+                self.remember_valid(o);
+                o
+            }
             None => self.alloc_obj(type_ids::LIST, size_of::<ListObj>(), true)?,
         };
         // SAFETY: a list block.
@@ -862,7 +918,11 @@ impl Heap {
 
     pub(crate) fn new_dict_obj(&mut self) -> ObjResult<Obj> {
         let o = match self.free_dicts.pop() {
-            Some(o) => Self::revive(o, type_ids::DICT, true),
+            Some(o) => {
+                let o = Self::revive(o, type_ids::DICT, true);
+                self.remember_valid(o);
+                o
+            }
             None => self.alloc_obj(type_ids::DICT, size_of::<crate::object::DictObj>(), true)?,
         };
         // SAFETY: a dict block.

@@ -25,6 +25,13 @@
  *                                    the message contains needle
  *   CHECK_MESSAGE(rt, needle)        the last message contains needle
  *   CHECK_BLOCKS(rt, expected)       stats().blocks_in_use == expected
+ *   CHECK_STATS_EQ(a, b)             two pymem_alloc_stats equal field by field
+ *   CHECK_REFCOUNT(rt, o, expected)  pymem_refcount(rt, o) == expected
+ *   CHECK_FAILS_UNCHANGED(stats_rt, rt, call, expected, needle)
+ *                                    CHECK_FAILS(rt, ...), and the allocator
+ *                                    statistics of stats_rt (a live runtime;
+ *                                    rt itself may be NULL) are the same
+ *                                    after the call as before it
  *
  * The helpers below (stats_of, under_valgrind, scaled) are static inline so
  * that a program which does not use one gets no warning.
@@ -163,6 +170,24 @@ static inline pymem_alloc_stats stats_of(pymem_runtime *rt) {
         CHECK_EQ_U64(check_sa_.blocks_in_use, check_sb_.blocks_in_use);        \
         CHECK_EQ_U64(check_sa_.large_allocations, check_sb_.large_allocations); \
         CHECK_EQ_U64(check_sa_.large_bytes, check_sb_.large_bytes);            \
+    } while (0)
+
+/* The exact reference count of an object (PYMEM_IMMORTAL_REFCNT for
+   immortal ones). */
+#define CHECK_REFCOUNT(rt, o, expected)                                        \
+    do {                                                                       \
+        ptrdiff_t check_rc_ = -1;                                              \
+        CHECK_OK(rt, pymem_refcount(rt, o, &check_rc_));                       \
+        CHECK_EQ_U64(check_rc_, (expected));                                   \
+    } while (0)
+
+/* A failing call that must change nothing: status, message, and the
+   statistics of `stats_rt` before and after. */
+#define CHECK_FAILS_UNCHANGED(stats_rt, rt, call, expected, needle)            \
+    do {                                                                       \
+        const pymem_alloc_stats check_before_ = stats_of(stats_rt);            \
+        CHECK_FAILS(rt, call, expected, needle);                               \
+        CHECK_STATS_EQ(stats_of(stats_rt), check_before_);                     \
     } while (0)
 
 /* Non-zero when the runner runs this program under valgrind: shrink sizes. */

@@ -139,6 +139,17 @@ fn bad_arg(heap: &Heap, p: *mut Object, what: &str) -> Failure {
     }
 }
 
+/// An object argument that may also be the instance whose `clear` or
+/// `dealloc` callback is running: dead to every other call, its payload and
+/// type are still there until the callback returns.
+fn arg_or_dying(heap: &Heap, o: *mut Object) -> Result<Obj, Failure> {
+    if !o.is_null() && heap.is_being_deallocated(o as *const u8) {
+        // SAFETY: an instance being deallocated is still an allocated block.
+        return Ok(unsafe { Obj::new_unchecked(o as *mut refcount_object::ObjHeader) });
+    }
+    arg(heap, o, "o")
+}
+
 #[cold]
 fn null(what: &str) -> Failure {
     Failure::new(Status::PYMEM_ERR_NULL_ARGUMENT, format!("{what} is NULL"))
@@ -231,6 +242,10 @@ unsafe fn call_clear_and_dealloc(rt: *mut Runtime, o: Obj, hooks: HostHooks, pay
 /// callback gets it (host resources are released); `finalize` and `clear`
 /// do not run, as at process exit.
 pub(crate) fn teardown_host_objects(rt: &Runtime) {
+    // Decrefs made by the `dealloc` callbacks only queue what they free:
+    // every instance on the list below gets its `dealloc` exactly once, here,
+    // and no `clear` runs (the heap is dropped right after).
+    rt.pumping().set(true);
     let rt_ptr = rt as *const Runtime as *mut Runtime;
     let jobs: Vec<(Obj, HostHooks, *mut u8)> = {
         // SAFETY: the owner thread; no borrow lives.
@@ -1006,14 +1021,7 @@ pub unsafe extern "C" fn pymem_is_instance(rt: *mut Runtime, o: *mut Object, t: 
 pub unsafe extern "C" fn pymem_instance_payload(rt: *mut Runtime, o: *mut Object, out: *mut *mut c_void) -> Status {
     ffi_boundary!(object Read rt, "pymem_instance_payload", |state| {
         require(out, "out")?;
-        // In a clear/dealloc callback the instance itself is already dead to
-        // every other call; its payload is still there until it returns.
-        let o = if !o.is_null() && state.heap.is_being_deallocated(o as *const u8) {
-            // SAFETY: a dead object block is a live allocator block.
-            unsafe { Obj::new_unchecked(o as *mut refcount_object::ObjHeader) }
-        } else {
-            arg(&state.heap, o, "o")?
-        };
+        let o = arg_or_dying(&state.heap, o)?;
         let p = state.heap.instance_payload(o)?;
         // SAFETY: checked non-null.
         unsafe { write_out(out, p as *mut c_void) };
@@ -1137,7 +1145,7 @@ pub unsafe extern "C" fn pymem_call(
 #[no_mangle]
 pub unsafe extern "C" fn pymem_type_name(rt: *mut Runtime, o: *mut Object, out: *mut *const c_char) -> Status {
     ffi_boundary!(object Read rt, "pymem_type_name", |state| {
-        let o = arg(&state.heap, o, "o")?;
+        let o = arg_or_dying(&state.heap, o)?;
         require(out, "out")?;
         let name = state.heap.type_of(o).name_ptr();
         // SAFETY: checked non-null.

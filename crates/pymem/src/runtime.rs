@@ -479,10 +479,10 @@ pub unsafe extern "C" fn pymem_runtime_free(rt: *mut Runtime) -> Status {
     // SAFETY: live per the contract; the owner (or anyone, once poisoned)
     // reads its own counter.
     if owner != POISONED && unsafe { (*rt).callbacks.get() } > 0 {
-        return thread_error(
-            Status::PYMEM_ERR_BUSY,
-            "pymem_runtime_free: may not be called from inside a host callback",
-        );
+        const WHY: &str = "pymem_runtime_free: may not be called from inside a host callback";
+        // SAFETY: live; the caller is the owner (checked above).
+        unsafe { (*rt).set_error(Status::PYMEM_ERR_BUSY, WHY) };
+        return thread_error(Status::PYMEM_ERR_BUSY, WHY);
     }
     run_without_runtime("pymem_runtime_free", Status::PYMEM_ERR_PANIC, || {
         // SAFETY: live per the contract.

@@ -429,29 +429,33 @@ impl Allocator {
     // block table) before anything is read or written through it.
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn free(&mut self, p: *mut u8) -> Result<(), AllocError> {
-        let addr = p as usize;
         // The cache is never filled with debug hooks on, so debug frees
         // always reach `free_slow`, which checks the guards.
-        {
-            // Arenas are aligned to their size and hold 64 pools, so the
-            // pool's number in the address space gives both the arena's
-            // (its high bits) and the pool's place in it (its low 6 bits).
-            let pool_number = addr >> self.pool_shift;
-            if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
-                // SAFETY: the map only holds live arenas.
-                let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
-                // SAFETY: live pool metadata.
-                let m = unsafe { &*pool };
-                let (index, on_block_start) = m.locate_block(addr);
-                if on_block_start && m.is_allocated(index) && m.kind == BlockKind::Raw {
-                    // SAFETY: validated just above: block `index` at `p` is
-                    // allocated in `pool`.
-                    unsafe { self.release_block(pool, index, p) };
-                    return Ok(());
-                }
-            }
+        if let Some((pool, index)) = self.cached_live_block(p as usize, BlockKind::Raw) {
+            // SAFETY: block `index` of `pool` is allocated and starts at `p`.
+            unsafe { self.release_block(pool, index, p) };
+            return Ok(());
         }
         self.free_slow(p)
+    }
+
+    /// The fast validation every free and object check starts with: when the
+    /// arena cache knows `addr`'s arena, the pool and block index of `addr`
+    /// if it is the start of an allocated block of `kind`. `None` means "ask
+    /// the slow path", not "invalid".
+    #[inline(always)]
+    fn cached_live_block(&self, addr: usize, kind: BlockKind) -> Option<(*mut PoolMeta, usize)> {
+        // Arenas are aligned to their size and hold 64 pools, so the pool's
+        // number in the address space gives both the arena's (its high bits)
+        // and the pool's place in it (its low 6 bits).
+        let pool_number = addr >> self.pool_shift;
+        let arena = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros())?;
+        // SAFETY: the map only holds live arenas.
+        let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
+        // SAFETY: live pool metadata.
+        let m = unsafe { &*pool };
+        let (index, on_block_start) = m.locate_block(addr);
+        (on_block_start && m.is_allocated(index) && m.kind == kind).then_some((pool, index))
     }
 
     /// Frees an object block (see [`Allocator::free_kind`]).
@@ -468,19 +472,10 @@ impl Allocator {
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     #[inline(always)]
     pub fn free_kind(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {
-        let addr = p as usize;
-        let pool_number = addr >> self.pool_shift;
-        if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
-            // SAFETY: the map only holds live arenas.
-            let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
-            // SAFETY: live pool metadata.
-            let m = unsafe { &*pool };
-            let (index, on_block_start) = m.locate_block(addr);
-            if on_block_start && m.is_allocated(index) && m.kind == kind {
-                // SAFETY: validated just above.
-                unsafe { self.release_block(pool, index, p) };
-                return Ok(());
-            }
+        if let Some((pool, index)) = self.cached_live_block(p as usize, kind) {
+            // SAFETY: block `index` of `pool` is allocated and starts at `p`.
+            unsafe { self.release_block(pool, index, p) };
+            return Ok(());
         }
         self.free_kind_slow(p, kind)
     }
@@ -502,15 +497,7 @@ impl Allocator {
     /// Whether `p` is the start of a live block of `kind`.
     #[inline(always)]
     pub fn is_live(&self, p: *const u8, kind: BlockKind) -> bool {
-        let addr = p as usize;
-        let pool_number = addr >> self.pool_shift;
-        if let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) {
-            // SAFETY: the map only holds live arenas.
-            let m = unsafe { &(*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
-            let (index, on_block_start) = m.locate_block(addr);
-            return on_block_start && m.is_allocated(index) && m.kind == kind;
-        }
-        self.is_live_slow(addr, kind)
+        self.cached_live_block(p as usize, kind).is_some() || self.is_live_slow(p as usize, kind)
     }
 
     #[cold]

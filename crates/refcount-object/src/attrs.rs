@@ -48,22 +48,7 @@ impl Heap {
 
     /// A module named `name`. New reference.
     pub fn module_new(&mut self, name: &[u8]) -> ObjResult<Obj> {
-        let name = self.str_new(name)?;
-        let dict = match self.dict_new() {
-            Ok(d) => d,
-            Err(e) => {
-                self.decref(name);
-                return Err(e);
-            }
-        };
-        let o = match self.alloc_obj(type_ids::MODULE, size_of::<ModuleObj>(), true) {
-            Ok(o) => o,
-            Err(e) => {
-                self.decref(name);
-                self.decref(dict);
-                return Err(e);
-            }
-        };
+        let (o, name, dict) = self.named_with_dict(type_ids::MODULE, size_of::<ModuleObj>(), name)?;
         // SAFETY: a fresh module block; it takes over both references.
         unsafe {
             let m = body::<ModuleObj>(o);
@@ -77,22 +62,7 @@ impl Heap {
     /// A function named `name` calling the host's `native` with `userdata`
     /// (both opaque here). New reference.
     pub fn function_new(&mut self, name: &[u8], native: usize, userdata: usize) -> ObjResult<Obj> {
-        let name = self.str_new(name)?;
-        let dict = match self.dict_new() {
-            Ok(d) => d,
-            Err(e) => {
-                self.decref(name);
-                return Err(e);
-            }
-        };
-        let o = match self.alloc_obj(type_ids::FUNCTION, size_of::<FunctionObj>(), true) {
-            Ok(o) => o,
-            Err(e) => {
-                self.decref(name);
-                self.decref(dict);
-                return Err(e);
-            }
-        };
+        let (o, name, dict) = self.named_with_dict(type_ids::FUNCTION, size_of::<FunctionObj>(), name)?;
         // SAFETY: a fresh function block; it takes over both references.
         unsafe {
             let f = body::<FunctionObj>(o);
@@ -103,6 +73,28 @@ impl Heap {
         }
         self.track(o);
         Ok(o)
+    }
+
+    /// The three allocations of a module or function: its block (count 1,
+    /// not yet tracked), its name and its attribute dict. On failure nothing
+    /// is left allocated.
+    fn named_with_dict(&mut self, type_id: u32, size: usize, name: &[u8]) -> ObjResult<(Obj, Obj, Obj)> {
+        let name = self.str_new(name)?;
+        let dict = match self.dict_new() {
+            Ok(d) => d,
+            Err(e) => {
+                self.decref(name);
+                return Err(e);
+            }
+        };
+        match self.alloc_obj(type_id, size, true) {
+            Ok(o) => Ok((o, name, dict)),
+            Err(e) => {
+                self.decref(name);
+                self.decref(dict);
+                Err(e)
+            }
+        }
     }
 
     /// The native callback and userdata of a function.

@@ -22,7 +22,7 @@ use obmalloc::{Allocator, BlockKind};
 use crate::error::{ObjError, ObjResult};
 use crate::object::{
     body, flags, from_gc_links, gc_links, header, type_ids, BoolObj, FloatObj, FunctionObj, GcLinks, InstanceObj,
-    IntObj, ListObj, ModuleObj, Obj, ObjHeader, StrObj, TupleObj, HASH_NOT_COMPUTED, IMMORTAL_REFCNT,
+    IntObj, ListObj, ModuleObj, Obj, ObjHeader, StrObj, TupleObj, IMMORTAL_REFCNT,
 };
 use crate::types::{builtins, HostTypeSpec, TypeInfo};
 
@@ -359,12 +359,7 @@ impl Heap {
     fn new_immortal_str(&mut self, bytes: &[u8]) -> ObjResult<Obj> {
         let o = self.new_immortal(type_ids::STR, size_of::<StrObj>() + bytes.len() + 1)?;
         // SAFETY: the block holds the fixed part plus `len + 1` bytes.
-        unsafe {
-            let s = body::<StrObj>(o);
-            s.hash = HASH_NOT_COMPUTED;
-            s.len = bytes.len();
-            ptr::copy_nonoverlapping(bytes.as_ptr(), s.data.as_mut_ptr(), bytes.len());
-        }
+        unsafe { crate::str::init_str(o, bytes) };
         Ok(o)
     }
 

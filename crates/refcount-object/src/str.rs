@@ -24,13 +24,7 @@ impl Heap {
             .ok_or_else(|| ObjError::InvalidArgument("str too long".into()))?;
         let o = self.alloc_obj(type_ids::STR, size, false)?;
         // SAFETY: the block holds the fixed part plus `len + 1` bytes.
-        unsafe {
-            let s = body::<StrObj>(o);
-            s.hash = HASH_NOT_COMPUTED;
-            s.len = bytes.len();
-            ptr::copy_nonoverlapping(bytes.as_ptr(), s.data.as_mut_ptr(), bytes.len());
-            *s.data.as_mut_ptr().add(bytes.len()) = 0;
-        }
+        unsafe { init_str(o, bytes) };
         Ok(o)
     }
 
@@ -62,6 +56,21 @@ impl Heap {
     pub fn is_interned(&self, o: Obj) -> bool {
         // SAFETY: live object.
         unsafe { header(o) }.flags & flags::INTERNED != 0
+    }
+}
+
+/// Fills a fresh str block: no hash yet, the bytes, a NUL after them.
+///
+/// # Safety
+/// `o` is a str block of `size_of::<StrObj>() + bytes.len() + 1` bytes.
+pub(crate) unsafe fn init_str(o: Obj, bytes: &[u8]) {
+    // SAFETY: contract.
+    unsafe {
+        let s = body::<StrObj>(o);
+        s.hash = HASH_NOT_COMPUTED;
+        s.len = bytes.len();
+        ptr::copy_nonoverlapping(bytes.as_ptr(), s.data.as_mut_ptr(), bytes.len());
+        *s.data.as_mut_ptr().add(bytes.len()) = 0;
     }
 }
 

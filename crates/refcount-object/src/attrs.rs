@@ -244,3 +244,21 @@ impl Heap {
         ))
     }
 }
+
+impl Heap {
+    /// Removes every attribute of an instance; the references go to
+    /// `dropped` (the caller drops them).
+    pub(crate) fn instance_clear_values(&mut self, o: Obj, dropped: &mut Vec<Obj>) {
+        // SAFETY: callers pass instances of host types.
+        let (values, n) = unsafe {
+            let inst = body::<InstanceObj>(o);
+            (inst.values, inst.nvalues)
+        };
+        for i in 0..n {
+            // SAFETY: `i < nvalues`.
+            if let Some(v) = unsafe { (*values.add(i)).take() } {
+                dropped.push(v);
+            }
+        }
+    }
+}

@@ -334,3 +334,21 @@ pub(crate) fn lookup_with_entry_hash(heap: &Heap, a: Obj, entry: usize, b: Obj, 
         Probe::Missing { .. } => Ok(None),
     }
 }
+
+impl Heap {
+    /// Empties a dict; the references it held go to `dropped` (the caller
+    /// drops them once nothing borrows the dict).
+    pub(crate) fn dict_clear(&mut self, d: Obj, dropped: &mut Vec<Obj>) {
+        if self.type_id(d) != type_ids::DICT {
+            return;
+        }
+        let (mem, entries) = dict_detach_table(d);
+        for (k, v) in entries {
+            dropped.push(k);
+            dropped.push(v);
+        }
+        if !mem.is_null() {
+            let _ = self.alloc.free_kind(mem, BlockKind::Internal);
+        }
+    }
+}

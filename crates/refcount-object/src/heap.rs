@@ -64,15 +64,45 @@ impl Default for HeapConfig {
 }
 
 /// A circular doubly linked list of tracked containers, with a sentinel.
+#[derive(Default)]
 pub struct GcList {
     pub head: GcLinks,
 }
 
 impl GcList {
-    fn init(&mut self) {
+    /// An empty list; call [`GcList::init`] once it is at its final address.
+    pub fn new() -> GcList {
+        GcList::default()
+    }
+
+    /// Makes the list empty; the sentinel points at itself, so the list must
+    /// not move afterwards (box it).
+    pub fn init(&mut self) {
         let me: *mut GcLinks = &mut self.head;
         self.head.next = me;
         self.head.prev = me;
+    }
+
+    /// The number of objects on the list (O(n)).
+    pub fn len(&self) -> usize {
+        let mut n = 0;
+        let mut l = self.head.next;
+        while !ptr::eq(l, &self.head) {
+            n += 1;
+            // SAFETY: members of a well-formed list.
+            l = unsafe { (*l).next };
+        }
+        n
+    }
+
+    /// The first object, if any.
+    pub fn first(&self) -> Option<Obj> {
+        if self.is_empty() {
+            None
+        } else {
+            // SAFETY: a member's links belong to a live container.
+            Some(unsafe { from_gc_links(self.head.next) })
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -21,6 +21,7 @@ mod attrs;
 mod copy;
 mod dict;
 pub mod error;
+mod gcsupport;
 pub mod hash;
 mod heap;
 mod list;

@@ -39,9 +39,16 @@ pub struct ObjHeader {
 
 /// The cycle collector's links, right after the header of container types.
 #[repr(C)]
+#[derive(Debug)]
 pub struct GcLinks {
     pub next: *mut GcLinks,
     pub prev: *mut GcLinks,
+}
+
+impl Default for GcLinks {
+    fn default() -> GcLinks {
+        GcLinks { next: std::ptr::null_mut(), prev: std::ptr::null_mut() }
+    }
 }
 
 /// Header flags.

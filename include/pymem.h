@@ -46,6 +46,16 @@
 #define PYMEM_GEOMETRY_CPYTHON_38 1
 
 /**
+ * `pymem_config.gc_profile`: thresholds (700, 10, 10), CPython up to 3.12 (default).
+ */
+#define PYMEM_GC_PROFILE_CPYTHON_311 0
+
+/**
+ * `pymem_config.gc_profile`: thresholds (2000, 10, 10), CPython 3.13.
+ */
+#define PYMEM_GC_PROFILE_CPYTHON_313 1
+
+/**
  * Default of `pymem_config.pool_release_delay`, in pool events.
  */
 #define PYMEM_DEFAULT_POOL_RELEASE_DELAY 256
@@ -347,6 +357,11 @@ typedef struct pymem_config {
   uint64_t tuple_free_list;
   uint64_t list_free_list;
   uint64_t dict_free_list;
+  /**
+   * The collector's thresholds: `PYMEM_GC_PROFILE_CPYTHON_311` (700, 10,
+   * 10; default) or `PYMEM_GC_PROFILE_CPYTHON_313` (2000, 10, 10).
+   */
+  int32_t gc_profile;
 } pymem_config;
 
 #ifdef __cplusplus
@@ -438,6 +453,86 @@ pymem_status pymem_release_free_arenas(struct pymem_runtime *rt, size_t *release
  * `s` is NULL or a string from a pymem call, not yet freed.
  */
 void pymem_string_free(char *s);
+
+/**
+ * `gc.collect(generation)`: collects `generation` (0, 1 or 2; -1 means 2)
+ * and the younger ones; `*found` (may be NULL) gets collected +
+ * uncollectable, as `gc.collect()` returns. During a collection (from a
+ * finalizer or gc callback) it returns at once with 0 found.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `found` is NULL or writable.
+ */
+pymem_status pymem_gc_collect(struct pymem_runtime *rt, int generation, int64_t *found);
+
+/**
+ * Turns automatic collection on (`gc.enable()`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_enable(struct pymem_runtime *rt);
+
+/**
+ * Turns automatic collection off (`gc.disable()`); `pymem_gc_collect` still works.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_disable(struct pymem_runtime *rt);
+
+/**
+ * `*out = 1` when automatic collection is on (`gc.isenabled()`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_isenabled(struct pymem_runtime *rt, int *out);
+
+/**
+ * The three thresholds (`gc.get_threshold()`) into `out[0..3]`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable for 3 values.
+ */
+pymem_status pymem_gc_get_threshold(struct pymem_runtime *rt, int64_t *out);
+
+/**
+ * `gc.set_threshold(t0, t1, t2)`; `t0 == 0` disables automatic collection.
+ * Negative values: `PYMEM_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_set_threshold(struct pymem_runtime *rt, int64_t t0, int64_t t1, int64_t t2);
+
+/**
+ * The three counts (`gc.get_count()`) into `out[0..3]`: tracked allocations
+ * minus deallocations since generation 0's last collection, then the
+ * collections of the younger generation since each one's last collection.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable for 3 values.
+ */
+pymem_status pymem_gc_get_count(struct pymem_runtime *rt, int64_t *out);
+
+/**
+ * `*out = 1` if the collector tracks `o` (`gc.is_tracked`): containers are
+ * tracked from creation (dicts too, as CPython 3.14); ints, floats, strs
+ * never; a tuple of atoms stops being tracked at its first collection.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_is_tracked(struct pymem_runtime *rt, struct pymem_object *o, int *out);
+
+/**
+ * `*out = 1` if `o`'s finalizer has run (`gc.is_finalized`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_is_finalized(struct pymem_runtime *rt, struct pymem_object *o, int *out);
 
 /**
  * Sets every field of `*spec` to its default (NULL, 0). NULL is ignored.

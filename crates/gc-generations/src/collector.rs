@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bumpalo::Bump;
 use hashbrown::{DefaultHashBuilder, HashMap};
-use refcount_object::{gc_unlink, GcList, Heap, Obj};
+use refcount_object::{gc_unlink, GcList, Heap, HostHooks, Obj};
 
 /// CPython's `DEBUG_*` flags.
 pub mod debug {
@@ -65,8 +65,8 @@ impl Profile {
 
 /// A host callback that reports the references a host object's payload
 /// holds (its `traverse`), called by the collector for instances of host
-/// types that have one.
-pub type HostTraverse<'a> = &'a mut dyn FnMut(Obj, &mut dyn FnMut(Obj));
+/// types that have one, with the type's hooks.
+pub type HostTraverse<'a> = &'a mut dyn FnMut(Obj, HostHooks, &mut dyn FnMut(Obj));
 
 /// The collector's state (one per runtime). Generation 0's count lives in
 /// the heap (`heap.gc.count0`), which counts allocations as they happen.
@@ -342,7 +342,7 @@ impl Collector {
         if self.collecting {
             return 0;
         }
-        let mut no_host = |_: Obj, _: &mut dyn FnMut(Obj)| {};
+        let mut no_host = |_: Obj, _: HostHooks, _: &mut dyn FnMut(Obj)| {};
         let mut c = self.begin(heap, generation, &mut no_host);
         for o in self.finalizers(heap, &c) {
             heap.decref(o);
@@ -401,8 +401,9 @@ fn merge_younger(heap: &mut Heap, generation: usize) {
 /// payload through the host's `traverse` when its type has one.
 pub fn traverse(heap: &Heap, o: Obj, host_traverse: HostTraverse, visit: &mut dyn FnMut(Obj)) {
     heap.traverse_builtin(o, visit);
-    if heap.type_of(o).is_host() && heap.type_of(o).hooks().traverse != 0 {
-        host_traverse(o, visit);
+    let t = heap.type_of(o);
+    if t.is_host() && t.hooks().traverse != 0 {
+        host_traverse(o, t.hooks(), visit);
     }
 }
 

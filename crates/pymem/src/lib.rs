@@ -19,6 +19,7 @@
 
 pub mod alloc;
 mod boundary;
+pub mod gc;
 pub mod object;
 pub mod runtime;
 pub mod status;

@@ -139,6 +139,11 @@ fn bad_arg(heap: &Heap, p: *mut Object, what: &str) -> Failure {
     }
 }
 
+/// A validated object argument named "o" (for the other sections).
+pub(crate) fn arg_obj(heap: &Heap, p: *mut Object) -> Result<Obj, Failure> {
+    arg(heap, p, "o")
+}
+
 /// An object argument that may also be the instance whose `clear` or
 /// `dealloc` callback is running: dead to every other call, its payload and
 /// type are still there until the callback returns.
@@ -180,15 +185,31 @@ fn name_arg<'a>(name: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
 #[inline(always)]
 pub(crate) fn after_object_call(rt: &Runtime, function: &'static str) {
     // SAFETY: the owner thread, after the body: no borrow of the state lives.
-    if unsafe { rt.state_mut() }.heap.has_pending_host_dealloc() {
+    let heap = &unsafe { rt.state_mut() }.heap;
+    if heap.has_pending_host_dealloc() || heap.gc.collection_due {
+        after_object_call_slow(rt, function);
+    }
+}
+
+/// The host's pending `clear`/`dealloc` callbacks, then an automatic
+/// collection if one is due (and its own pending callbacks).
+#[cold]
+#[inline(never)]
+fn after_object_call_slow(rt: &Runtime, function: &'static str) {
+    pump_host_deallocs(rt, function);
+    // SAFETY: the owner thread; no borrow lives.
+    if unsafe { rt.state_mut() }.heap.gc.collection_due && !rt.pumping().get() {
+        if catch_unwind(AssertUnwindSafe(|| crate::gc::collect_if_due(rt))).is_err() {
+            rt.poison(&format!("{function}: internal error (pymem bug) during an automatic collection"));
+            return;
+        }
         pump_host_deallocs(rt, function);
     }
 }
 
-#[cold]
-#[inline(never)]
 fn pump_host_deallocs(rt: &Runtime, function: &'static str) {
-    if rt.pumping().get() {
+    // SAFETY: the owner thread; no borrow lives.
+    if rt.pumping().get() || !unsafe { rt.state_mut() }.heap.has_pending_host_dealloc() {
         return;
     }
     rt.pumping().set(true);

@@ -18,6 +18,11 @@ pub const PYMEM_GEOMETRY_CPYTHON_310: i32 = 0;
 /// `pymem_config.geometry`: CPython 3.8-3.9, 4 KiB pools in 256 KiB arenas.
 pub const PYMEM_GEOMETRY_CPYTHON_38: i32 = 1;
 
+/// `pymem_config.gc_profile`: thresholds (700, 10, 10), CPython up to 3.12 (default).
+pub const PYMEM_GC_PROFILE_CPYTHON_311: i32 = 0;
+/// `pymem_config.gc_profile`: thresholds (2000, 10, 10), CPython 3.13.
+pub const PYMEM_GC_PROFILE_CPYTHON_313: i32 = 1;
+
 /// Default of `pymem_config.pool_release_delay`, in pool events.
 pub const PYMEM_DEFAULT_POOL_RELEASE_DELAY: u64 = 256;
 
@@ -61,6 +66,9 @@ pub struct Config {
     pub tuple_free_list: u64,
     pub list_free_list: u64,
     pub dict_free_list: u64,
+    /// The collector's thresholds: `PYMEM_GC_PROFILE_CPYTHON_311` (700, 10,
+    /// 10; default) or `PYMEM_GC_PROFILE_CPYTHON_313` (2000, 10, 10).
+    pub gc_profile: i32,
 }
 
 impl Default for Config {
@@ -77,6 +85,7 @@ impl Default for Config {
             tuple_free_list: 2000,
             list_free_list: 80,
             dict_free_list: 80,
+            gc_profile: PYMEM_GC_PROFILE_CPYTHON_311,
         }
     }
 }
@@ -187,6 +196,11 @@ impl Config {
         let size =
             |v: u64, what: &str| usize::try_from(v).map_err(|_| format!("pymem_runtime_new: {what} {v} is too large"));
         let defaults = HeapConfig::default();
+        let gc_threshold0 = match self.gc_profile {
+            PYMEM_GC_PROFILE_CPYTHON_311 => 700,
+            PYMEM_GC_PROFILE_CPYTHON_313 => 2000,
+            other => return Err(format!("pymem_runtime_new: unknown gc_profile {other}")),
+        };
         Ok(HeapConfig {
             small_int_min: self.small_int_min,
             small_int_max: self.small_int_max,
@@ -195,6 +209,7 @@ impl Config {
             tuple_free_list: size(self.tuple_free_list, "tuple_free_list")?,
             list_free_list: size(self.list_free_list, "list_free_list")?,
             dict_free_list: size(self.dict_free_list, "dict_free_list")?,
+            gc_threshold0,
             ..defaults
         })
     }
@@ -204,6 +219,8 @@ impl Config {
 pub(crate) struct RuntimeState {
     /// The objects, and under them the allocator (`heap.alloc`).
     pub(crate) heap: Box<Heap>,
+    /// The cycle collector and what the C API adds to it.
+    pub(crate) gc: crate::gc::GcState,
 }
 
 /// No thread owns the runtime (after `pymem_runtime_detach`).
@@ -221,6 +238,9 @@ pub(crate) enum Restriction {
     /// Inside `clear` and `dealloc`: only incref/decref (and
     /// `pymem_instance_payload`, which changes nothing).
     RefcountOnly = 1,
+    /// Inside `traverse`: nothing that changes anything (only calls that
+    /// read, like `pymem_instance_payload`).
+    ReadOnly = 2,
 }
 
 const RESTRICTION_BITS: usize = 3;
@@ -292,6 +312,11 @@ impl Runtime {
         result
     }
 
+    /// Whether a host callback is running (an automatic collection waits).
+    pub(crate) fn in_any_callback(&self) -> bool {
+        self.callbacks.get() > 0
+    }
+
     pub(crate) fn pumping(&self) -> &Cell<bool> {
         &self.pumping
     }
@@ -302,12 +327,12 @@ impl Runtime {
     pub(crate) fn refuse(&self, function: &str) -> Status {
         let owner = self.owner.load(Ordering::Relaxed);
         if owner != POISONED && owner & !RESTRICTION_BITS == current_thread_id() {
-            return thread_error(
-                Status::PYMEM_ERR_BUSY,
-                &format!(
-                    "{function}: inside a clear or dealloc callback only pymem_incref and pymem_decref may be called"
-                ),
-            );
+            let why = if owner & RESTRICTION_BITS == Restriction::RefcountOnly as usize {
+                "inside a clear or dealloc callback only pymem_incref and pymem_decref may be called"
+            } else {
+                "inside a traverse callback pymem may not be called"
+            };
+            return thread_error(Status::PYMEM_ERR_BUSY, &format!("{function}: {why}"));
         }
         if owner == POISONED {
             return thread_error(
@@ -447,7 +472,7 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
             last_error: UnsafeCell::new(ErrorSlot::empty()),
             callbacks: Cell::new(0),
             pumping: Cell::new(false),
-            state: UnsafeCell::new(RuntimeState { heap }),
+            state: UnsafeCell::new(RuntimeState { heap, gc: crate::gc::GcState::new(cfg.gc_profile) }),
         });
         remember_owned(&rt);
         // SAFETY: `out` is non-null and writable per the contract.

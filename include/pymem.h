@@ -29,6 +29,38 @@
 #include <stdbool.h>
 
 /**
+ * `pymem_gc_set_debug` flag (`gc.DEBUG_STATS`): each collection writes
+ * CPython's statistics lines to the debug sink: `gc: collecting generation
+ * N...`, `gc: objects in each generation: a b c`, `gc: objects in permanent
+ * generation: p`, then `gc: done, X unreachable, Y uncollectable, 0.0001s
+ * elapsed`.
+ */
+#define PYMEM_GC_DEBUG_STATS 1
+
+/**
+ * `pymem_gc_set_debug` flag (`gc.DEBUG_COLLECTABLE`): one line per garbage
+ * object found, `gc: collectable <list 0x...>` (its type name and address).
+ */
+#define PYMEM_GC_DEBUG_COLLECTABLE 2
+
+/**
+ * `pymem_gc_set_debug` flag (`gc.DEBUG_UNCOLLECTABLE`): a line per
+ * uncollectable object (there are none: no legacy finalizers).
+ */
+#define PYMEM_GC_DEBUG_UNCOLLECTABLE 4
+
+/**
+ * `pymem_gc_set_debug` flag (`gc.DEBUG_SAVEALL`): garbage is not freed but
+ * kept alive in the list `pymem_gc_garbage` hands out.
+ */
+#define PYMEM_GC_DEBUG_SAVEALL 32
+
+/**
+ * `gc.DEBUG_LEAK`: COLLECTABLE | UNCOLLECTABLE | SAVEALL.
+ */
+#define PYMEM_GC_DEBUG_LEAK 38
+
+/**
  * The reference count immortal objects report (CPython 3.12's value):
  * None, True, False, the small ints, the empty tuple and string, and
  * one-character ASCII strings. incref/decref do nothing on them.
@@ -184,6 +216,12 @@ typedef struct pymem_runtime pymem_runtime;
 typedef struct pymem_type pymem_type;
 
 /**
+ * A weak reference (opaque), owned by the host: from `pymem_weakref_new`,
+ * freed with `pymem_weakref_free` or with its runtime.
+ */
+typedef struct pymem_weakref pymem_weakref;
+
+/**
  * Allocator statistics (`pymem_alloc_get_stats`). Small-block figures count
  * whole size-class blocks; large blocks (over 512 bytes) count the bytes
  * requested.
@@ -239,6 +277,69 @@ typedef struct pymem_alloc_stats {
    */
   uint64_t bytes_returned_to_os_total;
 } pymem_alloc_stats;
+
+/**
+ * Receives one line of debug output (`line`: NUL-terminated, without a
+ * trailing newline, BORROWED for the call). Called on the runtime's owner
+ * thread during a collection, like a gc callback: it may call anything
+ * but `pymem_runtime_free`.
+ */
+typedef void (*pymem_text_sink)(const char *line, void *userdata);
+
+/**
+ * One generation's statistics, as `gc.get_stats()` reports them.
+ */
+typedef struct pymem_gc_gen_stats {
+  /**
+   * Collections of this generation (manual and automatic).
+   */
+  uint64_t collections;
+  /**
+   * Objects those collections found unreachable (freed, or kept with
+   * `PYMEM_GC_DEBUG_SAVEALL`).
+   */
+  uint64_t collected;
+  /**
+   * Objects found uncollectable (0: there are no legacy finalizers).
+   */
+  uint64_t uncollectable;
+} pymem_gc_gen_stats;
+
+/**
+ * What a gc callback is told: CPython's `info` dict (generation, collected,
+ * uncollectable) and the collection's duration (CPython 3.15's
+ * `duration`). At "start" only `generation` is set (the rest is 0).
+ */
+typedef struct pymem_gc_info {
+  /**
+   * The generation collected (0, 1 or 2).
+   */
+  int32_t generation;
+  /**
+   * Objects found unreachable ("stop" only).
+   */
+  uint64_t collected;
+  /**
+   * Objects found uncollectable ("stop" only; always 0).
+   */
+  uint64_t uncollectable;
+  /**
+   * Nanoseconds the collection took ("stop" only).
+   */
+  uint64_t duration_ns;
+} pymem_gc_info;
+
+/**
+ * A gc callback (`gc.callbacks`): called with `phase` "start" before every
+ * collection (manual or automatic) and "stop" after it, with `info`
+ * (BORROWED for the call). It may call anything but `pymem_runtime_free`
+ * (`PYMEM_ERR_BUSY`); a `pymem_gc_collect` from inside returns at once
+ * with 0 found, as CPython's does.
+ */
+typedef void (*pymem_gc_callback)(struct pymem_runtime *rt,
+                                  const char *phase,
+                                  const struct pymem_gc_info *info,
+                                  void *userdata);
 
 /**
  * Called by `traverse` for each child; a non-zero return stops the
@@ -364,6 +465,17 @@ typedef struct pymem_config {
   int32_t gc_profile;
 } pymem_config;
 
+/**
+ * Called once when the referent of `wr` dies (by reference counting or in
+ * a collection), after `wr` was cleared: `pymem_weakref_get(rt, wr, ...)`
+ * gives None inside it. It may call anything but `pymem_runtime_free`,
+ * including `pymem_weakref_free(rt, wr)`. Not called when `wr` was freed
+ * first, nor at `pymem_runtime_free`.
+ */
+typedef void (*pymem_weakref_callback)(struct pymem_runtime *rt,
+                                       struct pymem_weakref *wr,
+                                       void *userdata);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -457,8 +569,10 @@ void pymem_string_free(char *s);
 /**
  * `gc.collect(generation)`: collects `generation` (0, 1 or 2; -1 means 2)
  * and the younger ones; `*found` (may be NULL) gets collected +
- * uncollectable, as `gc.collect()` returns. During a collection (from a
- * finalizer or gc callback) it returns at once with 0 found.
+ * uncollectable, as `gc.collect()` returns: the garbage left after the
+ * finalizers ran (what a finalizer resurrected is not counted, as in
+ * CPython 3.11). During a collection (from a finalizer, gc callback or the
+ * debug sink) it returns at once with 0 found.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `found` is NULL or writable.
@@ -533,6 +647,167 @@ pymem_status pymem_gc_is_tracked(struct pymem_runtime *rt, struct pymem_object *
  * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
  */
 pymem_status pymem_gc_is_finalized(struct pymem_runtime *rt, struct pymem_object *o, int *out);
+
+/**
+ * `gc.set_debug(flags)`: `PYMEM_GC_DEBUG_STATS`, `_COLLECTABLE`,
+ * `_UNCOLLECTABLE`, `_SAVEALL`, `_LEAK` or'ed together (0 turns debugging
+ * off). Other bits are kept and ignored, as CPython keeps them. Lines go to
+ * the sink of `pymem_gc_set_debug_sink` (stderr by default).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_set_debug(struct pymem_runtime *rt, uint32_t flags);
+
+/**
+ * `gc.get_debug()`: the flags last set (0 by default).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_get_debug(struct pymem_runtime *rt, uint32_t *out);
+
+/**
+ * Sends the collector's debug lines (see `PYMEM_GC_DEBUG_STATS`) to
+ * `sink(line, userdata)` instead of stderr; NULL restores stderr (where
+ * each line is written with a newline). The sink is called during
+ * collections like a gc callback (it may call anything but
+ * `pymem_runtime_free`); `userdata` is the host's and is never freed.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `sink` is NULL or a function of the
+ * `pymem_text_sink` type that stays callable with `userdata` while set.
+ */
+pymem_status pymem_gc_set_debug_sink(struct pymem_runtime *rt,
+                                     pymem_text_sink sink,
+                                     void *userdata);
+
+/**
+ * `gc.get_stats()`: for each generation (`out[0..3]`) its collections, and
+ * the objects they found collectable and uncollectable.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable for 3 values.
+ */
+pymem_status pymem_gc_get_stats(struct pymem_runtime *rt, struct pymem_gc_gen_stats *out);
+
+/**
+ * Adds a gc callback (`gc.callbacks.append`): `cb(rt, "start", info,
+ * userdata)` before every collection, manual or automatic, and `cb(rt,
+ * "stop", info, userdata)` after it (see `pymem_gc_callback`). Callbacks
+ * run in the order they were added; the same function may be added twice
+ * (two ids). `*id` gets the id for `pymem_gc_remove_callback`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `cb` is NULL (an error) or a function of
+ * the `pymem_gc_callback` type that stays callable while added; `id` is
+ * NULL (an error) or writable.
+ */
+pymem_status pymem_gc_add_callback(struct pymem_runtime *rt,
+                                   pymem_gc_callback cb,
+                                   void *userdata,
+                                   uint64_t *id);
+
+/**
+ * Removes the gc callback added with id `id`; an unknown (or already
+ * removed) id gives `PYMEM_ERR_KEY`. Removed from inside a callback, it is
+ * not called again, not even later in the same phase.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_remove_callback(struct pymem_runtime *rt, uint64_t id);
+
+/**
+ * `gc.freeze()`: every tracked object moves to the permanent generation,
+ * which collections ignore (for copy-on-write friendly `fork`); the
+ * counts restart at 0.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_freeze(struct pymem_runtime *rt);
+
+/**
+ * `gc.unfreeze()`: the permanent generation goes back into the oldest one.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_unfreeze(struct pymem_runtime *rt);
+
+/**
+ * `gc.get_freeze_count()`: the number of objects in the permanent generation.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_get_freeze_count(struct pymem_runtime *rt, size_t *out);
+
+/**
+ * `gc.get_objects(generation)`: a new list of the objects the collector
+ * tracks in `generation` (0, 1, 2), or in all three for -1 (the permanent
+ * generation is not included, as in CPython), youngest first. Each item is
+ * a reference the list holds; the list itself is not included. Another
+ * generation: `PYMEM_ERR_INVALID_ARGUMENT` (CPython's ValueError).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out_list` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_get_objects(struct pymem_runtime *rt,
+                                  int generation,
+                                  struct pymem_object **out_list);
+
+/**
+ * `gc.get_referrers(o)`: a new list of the tracked objects (generations
+ * 0-2; as in CPython, not the permanent generation) that refer to `o`,
+ * each once: those whose traversal (built-in part, and a host type's
+ * `traverse`) reports `o`. Host `traverse` callbacks run during the call,
+ * restricted as in a collection. The list itself is not included.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `o` may be any value (validated);
+ * `out_list` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_get_referrers(struct pymem_runtime *rt,
+                                    struct pymem_object *o,
+                                    struct pymem_object **out_list);
+
+/**
+ * `gc.get_referents(o)`: a new list of the objects `o` refers to, as its
+ * traversal reports them (built-in part, then a host type's `traverse`),
+ * in that order and with repeats, as CPython returns them: a list's items,
+ * a dict's keys and values, an instance's attribute values and payload
+ * children... Atoms (int, float, str) refer to nothing: an empty list.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `o` may be any value (validated);
+ * `out_list` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_get_referents(struct pymem_runtime *rt,
+                                    struct pymem_object *o,
+                                    struct pymem_object **out_list);
+
+/**
+ * `gc.garbage`: a new list of the objects collections saved instead of
+ * freeing them while `PYMEM_GC_DEBUG_SAVEALL` was set, oldest first. The
+ * collector keeps its own references to them until
+ * `pymem_gc_clear_garbage` (or `pymem_runtime_free`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out_list` is NULL (an error) or writable.
+ */
+pymem_status pymem_gc_garbage(struct pymem_runtime *rt, struct pymem_object **out_list);
+
+/**
+ * `del gc.garbage[:]`: drops the collector's references to the saved
+ * garbage; what nothing else keeps alive becomes garbage again (a cycle
+ * waits for the next collection).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+pymem_status pymem_gc_clear_garbage(struct pymem_runtime *rt);
 
 /**
  * Sets every field of `*spec` to its default (NULL, 0). NULL is ignored.
@@ -1153,6 +1428,57 @@ const char *pymem_version(void);
  * static: never free it. Callable from any thread.
  */
 const char *pymem_status_name(int32_t status);
+
+/**
+ * Makes a weak reference to `o` and stores it in `*out` (owned by the
+ * caller: free it with `pymem_weakref_free`; the runtime frees those left).
+ * `o` is not counted: the weak reference does not keep it alive. `cb` (may
+ * be NULL) is called once with `userdata` when `o` dies (see
+ * `pymem_weakref_callback`). Only instances of host types, modules and
+ * functions: others give `PYMEM_ERR_TYPE` ("cannot create weak reference
+ * to 'int' object", CPython's message). Each call makes a new handle. The
+ * handle is valid until it is freed or its runtime is (using it after
+ * `pymem_runtime_free` is undefined behaviour). Owner thread only; not
+ * inside `traverse`, `clear` or `dealloc` callbacks (`PYMEM_ERR_BUSY`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `o` may be any value (validated); `out`
+ * is NULL (an error) or writable.
+ */
+pymem_status pymem_weakref_new(struct pymem_runtime *rt,
+                               struct pymem_object *o,
+                               pymem_weakref_callback cb,
+                               void *userdata,
+                               struct pymem_weakref **out);
+
+/**
+ * `wr()`: a NEW reference to the referent in `*out` while it lives, None
+ * (immortal) once it died (it is None already inside the weak reference
+ * callbacks, and from the start of a collection that finds the referent
+ * to be garbage). NULL `wr` gives `PYMEM_ERR_NULL_ARGUMENT`; a freed or
+ * foreign one `PYMEM_ERR_INVALID_POINTER`. Owner thread only; not inside
+ * `traverse`, `clear` or `dealloc` callbacks (`PYMEM_ERR_BUSY`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `wr` may be any value (validated); `out`
+ * is NULL (an error) or writable.
+ */
+pymem_status pymem_weakref_get(struct pymem_runtime *rt,
+                               struct pymem_weakref *wr,
+                               struct pymem_object **out);
+
+/**
+ * Frees a weak reference; its callback, if not run yet, never runs. NULL
+ * is fine (`PYMEM_OK`). A freed (double free) or foreign `wr` gives
+ * `PYMEM_ERR_INVALID_POINTER` and changes nothing. The referent is not
+ * affected. May be called inside the handle's own callback. Handles not
+ * freed are freed by `pymem_runtime_free`. Owner thread only; not inside
+ * `traverse`, `clear` or `dealloc` callbacks (`PYMEM_ERR_BUSY`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `wr` may be any value (validated).
+ */
+pymem_status pymem_weakref_free(struct pymem_runtime *rt, struct pymem_weakref *wr);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -16,6 +16,11 @@
  *           recursion, and the allocator back where it started. With
  *           -DDEMO_HAVE_COPY (xtask sets it when include/pymem.h declares
  *           pymem_copy and pymem_deepcopy), shallow and deep copies too.
+ *   gc      the seed's cycle collector: two objects referring to each other
+ *           stay alive after `del` (count 1 each), pymem_gc_collect frees
+ *           them and returns 2, the allocator is back to its baseline; the
+ *           thresholds (700, 10, 10); 10**6 list pairs in cycles deleted,
+ *           collected, and the RSS given back with pymem_release_free_arenas.
  * Later parts of pymem add their sections to the table at the end.
  */
 #include <inttypes.h>
@@ -24,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pymem.h>
@@ -603,6 +609,177 @@ static int section_objects(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Section "gc": the seed's cycle collector                            */
+/* ------------------------------------------------------------------ */
+
+#define GC_PAIRS 1000000
+
+static pymem_runtime *gc_rt;
+
+#define GC_OK(call) check((call), #call, gc_rt)
+
+static intptr_t gc_rc(pymem_object *o) {
+    ptrdiff_t n = -1;
+    GC_OK(pymem_refcount(gc_rt, o, &n));
+    return (intptr_t)n;
+}
+
+static pymem_alloc_stats gc_stats(void) {
+    pymem_alloc_stats s;
+    GC_OK(pymem_alloc_get_stats(gc_rt, &s));
+    return s;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void gc_two_objects(const pymem_alloc_stats *base) {
+    char buf[32];
+    rule("two objects referring to each other");
+    pymem_type_spec spec;
+    pymem_type_spec_init(&spec);
+    spec.name = "A";
+    pymem_type *type_a = NULL;
+    GC_OK(pymem_type_new(gc_rt, &spec, &type_a));
+    printf("  class A: pass              (a host type: pymem_type_new)\n\n");
+
+    pymem_object *a = NULL, *b = NULL;
+    GC_OK(pymem_instance_new(gc_rt, type_a, &a));
+    GC_OK(pymem_instance_new(gc_rt, type_a, &b));
+    GC_OK(pymem_setattr(gc_rt, a, "other", b));
+    GC_OK(pymem_setattr(gc_rt, b, "other", a));
+    printf("  %-34s refcount(a) = %" PRIdPTR ", refcount(b) = %" PRIdPTR "\n",
+           "a = A(); b = A()", gc_rc(a), gc_rc(b));
+    printf("  %-34s (pymem_refcount is exact: sys.getrefcount shows one more)\n", "a.other = b; b.other = a");
+    ASSERT(gc_rc(a) == 2 && gc_rc(b) == 2);
+    printf("RESULT pymem refcount_before_del=%" PRIdPTR "\n", gc_rc(a));
+
+    GC_OK(pymem_decref(gc_rt, a));
+    GC_OK(pymem_decref(gc_rt, b));
+    int tracked = 0;
+    GC_OK(pymem_gc_is_tracked(gc_rt, a, &tracked));
+    pymem_alloc_stats alive = gc_stats();
+    printf("  %-34s refcount(a) = %" PRIdPTR ", refcount(b) = %" PRIdPTR
+           ": alive, each held by the other\n",
+           "del a, b", gc_rc(a), gc_rc(b));
+    printf("  %-34s %s bytes still in use, tracked by the collector: %s\n", "",
+           thousands(alive.bytes_in_use - base->bytes_in_use, buf), tracked ? "yes" : "no");
+    ASSERT(gc_rc(a) == 1 && gc_rc(b) == 1 && tracked == 1);
+    printf("RESULT pymem refcount_after_del=%" PRIdPTR " tracked=%d\n", gc_rc(a), tracked);
+
+    int64_t found = -1;
+    GC_OK(pymem_gc_collect(gc_rt, 2, &found));
+    GC_OK(pymem_clear_free_lists(gc_rt));
+    pymem_alloc_stats after = gc_stats();
+    printf("  %-34s -> %" PRId64 "   (collected + uncollectable, as gc.collect() returns)\n", "gc.collect()", found);
+    ptrdiff_t n = 0;
+    pymem_status st = pymem_refcount(gc_rt, a, &n);
+    printf("  %-34s -> %s: a is gone\n", "pymem_refcount(a)", pymem_status_name(st));
+    printf("  %-34s bytes in use %s, the baseline %s: %s\n", "", thousands(after.bytes_in_use, buf),
+           thousands(base->bytes_in_use, (char[32]){0}),
+           after.bytes_in_use == base->bytes_in_use ? "back to the baseline" : "NOT back");
+    ASSERT(found == 2 && st == PYMEM_ERR_INVALID_POINTER);
+    ASSERT(after.bytes_in_use == base->bytes_in_use && after.blocks_in_use == base->blocks_in_use);
+    printf("RESULT pymem collect_pair=%" PRId64 "\n", found);
+}
+
+static void gc_thresholds(void) {
+    rule("thresholds and counts");
+    int64_t t[3], c[3];
+    GC_OK(pymem_gc_get_threshold(gc_rt, t));
+    GC_OK(pymem_gc_get_count(gc_rt, c));
+    printf("  gc.get_threshold() -> (%" PRId64 ", %" PRId64 ", %" PRId64 ")   CPython 3.11's (3.13: 2000, 10, 10:\n",
+           t[0], t[1], t[2]);
+    printf("                                    pymem_config.gc_profile = PYMEM_GC_PROFILE_CPYTHON_313)\n");
+    printf("  gc.get_count()     -> (%" PRId64 ", %" PRId64 ", %" PRId64 ")\n", c[0], c[1], c[2]);
+    ASSERT(t[0] == 700 && t[1] == 10 && t[2] == 10);
+    printf("RESULT pymem threshold0=%" PRId64 " threshold1=%" PRId64 " threshold2=%" PRId64 "\n", t[0], t[1], t[2]);
+}
+
+static void gc_big_structure(const pymem_alloc_stats *base) {
+    char buf[32];
+    rule("del + gc.collect() of a big cyclic structure: the memory goes back");
+    printf("  root = []\n  for i in range(10**6): a = []; b = [a]; a.append(b); root.append(a)\n\n");
+    struct step s[5];
+    s[0] = snapshot(gc_rt, "start");
+    pymem_object *root = NULL;
+    GC_OK(pymem_list_new(gc_rt, &root));
+    for (long i = 0; i < GC_PAIRS; i++) {
+        pymem_object *a = NULL, *b = NULL;
+        GC_OK(pymem_list_new(gc_rt, &a));
+        GC_OK(pymem_list_new(gc_rt, &b));
+        GC_OK(pymem_list_append(gc_rt, b, a));
+        GC_OK(pymem_list_append(gc_rt, a, b));
+        GC_OK(pymem_list_append(gc_rt, root, a));
+        GC_OK(pymem_decref(gc_rt, a));
+        GC_OK(pymem_decref(gc_rt, b));
+    }
+    s[1] = snapshot(gc_rt, "built");
+    GC_OK(pymem_decref(gc_rt, root));
+    s[2] = snapshot(gc_rt, "del root");
+    int64_t found = -1;
+    double t0 = now_ms();
+    GC_OK(pymem_gc_collect(gc_rt, 2, &found));
+    double ms = now_ms() - t0;
+    s[3] = snapshot(gc_rt, "gc.collect()");
+    GC_OK(pymem_clear_free_lists(gc_rt));
+    size_t released = 0;
+    GC_OK(pymem_release_free_arenas(gc_rt, &released));
+    s[4] = snapshot(gc_rt, "pymem_release_free_arenas");
+
+    printf("  %-28s %12s %14s\n", "step", "RSS MiB", "in use MiB");
+    for (int i = 0; i < 5; i++)
+        printf("  %-28s %12.1f %14.1f\n", s[i].label, s[i].rss / MIB,
+               ((double)s[i].stats.bytes_in_use - (double)base->bytes_in_use) / MIB);
+    double grew = (double)s[1].rss - (double)s[0].rss;
+    double back = (double)s[1].rss - (double)s[4].rss;
+    printf("\n  del root alone frees nothing but root: the 10**6 pairs keep themselves alive.\n");
+    printf("  gc.collect() -> %s in %.1f ms (%.0f ns per object); %.1f of the %.1f MiB the\n",
+           thousands((uint64_t)found, buf), ms, ms * 1e6 / (double)found, back / MIB, grew / MIB);
+    printf("  structure took came back to the OS (%.1f %%).\n", grew > 0 ? 100 * back / grew : 0);
+    ASSERT(found == 2 * (int64_t)GC_PAIRS);
+    ASSERT(s[4].stats.bytes_in_use == base->bytes_in_use);
+    ASSERT(back >= 0.9 * grew);
+    printf("RESULT pymem big_found=%" PRId64 "\n", found);
+    printf("RESULT gc_rss start=%llu built=%llu deleted=%llu collected=%llu released=%llu ms=%.3f\n",
+           (unsigned long long)s[0].rss, (unsigned long long)s[1].rss, (unsigned long long)s[2].rss,
+           (unsigned long long)s[3].rss, (unsigned long long)s[4].rss, ms);
+}
+
+static int section_gc(void) {
+    char buf[32];
+    printf("pymem %s: the seed's cycle collector through the C API\n", pymem_version());
+    printf("Every point below is asserted: a wrong number stops the demo.\n");
+    gc_rt = new_runtime();
+    pymem_object *none = NULL;
+    GC_OK(pymem_none(gc_rt, &none));
+    /* Host types keep the attribute names their instances use (CPython's
+       shared keys): learn "other" before the baseline. */
+    pymem_type_spec spec;
+    pymem_type_spec_init(&spec);
+    spec.name = "Warm";
+    pymem_type *warm_type = NULL;
+    pymem_object *warm = NULL;
+    GC_OK(pymem_type_new(gc_rt, &spec, &warm_type));
+    GC_OK(pymem_instance_new(gc_rt, warm_type, &warm));
+    GC_OK(pymem_setattr(gc_rt, warm, "other", none));
+    GC_OK(pymem_decref(gc_rt, warm));
+    GC_OK(pymem_clear_free_lists(gc_rt));
+    pymem_alloc_stats base = gc_stats();
+    printf("allocator at the start: %s bytes in use\n", thousands(base.bytes_in_use, buf));
+
+    gc_two_objects(&base);
+    gc_thresholds();
+    gc_big_structure(&base);
+    GC_OK(pymem_runtime_free(gc_rt));
+    gc_rt = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Section table                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -615,6 +792,7 @@ struct section {
 static const struct section sections[] = {
     {"pools", "allocator: 10**7 small blocks, and the fragmented case", section_pools},
     {"objects", "reference counts: the seed's sections 2.1-2.4, free lists, deep nesting", section_objects},
+    {"gc", "cycle collector: two objects in a cycle, thresholds, a big cyclic structure freed", section_gc},
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

@@ -24,8 +24,8 @@
 
 use std::time::{Duration, Instant};
 
+use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
-use hashbrown::{DefaultHashBuilder, HashMap};
 use refcount_object::{gc_unlink, GcList, Heap, HostHooks, Obj};
 
 /// CPython's `DEBUG_*` flags.
@@ -88,13 +88,18 @@ pub struct Collector {
     scratch: Bump,
 }
 
+/// The most scratch memory kept between collections (1 MiB: enough for
+/// the young generations of ordinary collections).
+pub const SCRATCH_KEEP: usize = 1 << 20;
+
 /// A collection in progress (between `begin` and `finish`).
 pub struct Collection {
     pub generation: usize,
     /// The garbage found, an intrusive list (boxed: its sentinel must not
     /// move while objects point at it).
     unreachable: Box<GcList>,
-    /// Objects found unreachable by `begin`.
+    /// Objects found unreachable by `begin`; after `check_resurrection`,
+    /// those still garbage (what `gc.collect()` counts).
     pub found: u64,
     started: Instant,
     /// Lines for DEBUG_STATS / DEBUG_COLLECTABLE.
@@ -114,6 +119,19 @@ impl Collector {
             garbage: Vec::new(),
             scratch: Bump::new(),
         }
+    }
+
+    /// Puts the scratch arena back, reset. An arena that grew past
+    /// [`SCRATCH_KEEP`] bytes (a collection of millions of objects) is
+    /// dropped instead, so that its memory goes back to the OS: a reset arena
+    /// keeps its largest chunk, which would pin tens of MiB for good.
+    fn put_back_scratch(&mut self, mut scratch: Bump) {
+        if scratch.allocated_bytes() > SCRATCH_KEEP {
+            scratch = Bump::new();
+        } else {
+            scratch.reset();
+        }
+        self.scratch = scratch;
     }
 
     /// Whether a collection is running (one asked for meanwhile returns 0).
@@ -180,15 +198,14 @@ impl Collector {
         }
         merge_younger(heap, generation);
 
-        let young: Vec<Obj> = heap.gc.generations[generation].objects();
-        let reachable = {
-            let mut gc_refs = self.update_refs(heap, &young);
-            subtract_refs(heap, &young, &mut gc_refs, host_traverse);
-            move_unreachable(heap, &young, &mut gc_refs, host_traverse)
-        };
+        // The scratch arena is taken out of `self` for the collection's
+        // temporaries, reset and put back at the end.
+        let scratch = std::mem::take(&mut self.scratch);
+        let young = gen_objects(&scratch, heap, generation);
+        let (garbage, _) = find_unreachable(&scratch, heap, &young, host_traverse);
         let mut found = 0;
-        for &o in &young {
-            if !reachable.contains(&o) {
+        for &o in garbage.iter() {
+            {
                 let links = heap.links(o);
                 // SAFETY: `o` is tracked (on a generation list); the boxed
                 // list stays put while it holds objects.
@@ -206,17 +223,10 @@ impl Collector {
                 debug_lines.push(format!("gc: collectable <{} {:#x}>", heap.type_of(o).name(), o.as_ptr() as usize));
             }
         }
-        self.scratch.reset();
+        drop(garbage);
+        drop(young);
+        self.put_back_scratch(scratch);
         Collection { generation, unreachable, found, started, debug_lines }
-    }
-
-    /// update_refs: `gc_refs = refcount` for every object of the generation.
-    fn update_refs<'s>(&'s self, heap: &Heap, young: &[Obj]) -> HashMap<Obj, isize, DefaultHashBuilder, &'s Bump> {
-        let mut gc_refs = HashMap::with_capacity_in(young.len(), &self.scratch);
-        for &o in young {
-            gc_refs.insert(o, heap.refcount(o) as isize);
-        }
-        gc_refs
     }
 
     /// Survivors of generation `g` join generation `g + 1` (generation 2's
@@ -265,19 +275,21 @@ impl Collector {
     /// outside the garbage again (and what that reaches) survives and moves
     /// to the next older generation; the rest stays garbage.
     pub fn check_resurrection(&mut self, heap: &mut Heap, c: &mut Collection, host_traverse: HostTraverse) {
-        let objs = c.unreachable.objects();
-        let reachable = {
-            let mut gc_refs = self.update_refs(heap, &objs);
-            subtract_refs(heap, &objs, &mut gc_refs, host_traverse);
-            move_unreachable(heap, &objs, &mut gc_refs, host_traverse)
-        };
+        let scratch = std::mem::take(&mut self.scratch);
+        let mut objs = BumpVec::new_in(&scratch);
+        objs.extend(c.unreachable.objects());
+        let (garbage, resurrected) = find_unreachable(&scratch, heap, &objs, host_traverse);
         let older = (c.generation + 1).min(2);
-        for o in objs {
-            if reachable.contains(&o) {
-                move_to_generation(heap, o, older);
-            }
+        for &o in resurrected.iter() {
+            move_to_generation(heap, o, older);
         }
-        self.scratch.reset();
+        // As CPython 3.11 (`m += gc_list_size(&final_unreachable)`): what a
+        // finalizer resurrected, or freed by breaking its cycle, is not
+        // counted as collected.
+        c.found = c.unreachable.len() as u64;
+        drop((garbage, resurrected));
+        drop(objs);
+        self.put_back_scratch(scratch);
     }
 
     // ------------------------------------------------------------------
@@ -287,14 +299,17 @@ impl Collector {
     /// drops after `after_clear`; `None` when the garbage is gone. With
     /// DEBUG_SAVEALL the garbage goes to `garbage` instead, never cleared.
     pub fn next_garbage(&mut self, heap: &mut Heap, c: &mut Collection) -> Option<Obj> {
-        let o = c.unreachable.first()?;
-        heap.incref(o);
-        if self.debug & debug::SAVEALL != 0 {
+        // A loop, not recursion: a million objects saved with DEBUG_SAVEALL
+        // must not need a million stack frames.
+        loop {
+            let o = c.unreachable.first()?;
+            heap.incref(o);
+            if self.debug & debug::SAVEALL == 0 {
+                return Some(o);
+            }
             self.garbage.push(o);
             move_to_generation(heap, o, (c.generation + 1).min(2));
-            return self.next_garbage(heap, c);
         }
-        Some(o)
     }
 
     /// After the caller cleared `o` (built-in part and host `clear`): if it is
@@ -403,50 +418,72 @@ pub fn traverse(heap: &Heap, o: Obj, host_traverse: HostTraverse, visit: &mut dy
     heap.traverse_builtin(o, visit);
     let t = heap.type_of(o);
     if t.is_host() && t.hooks().traverse != 0 {
-        host_traverse(o, t.hooks(), visit);
-    }
-}
-
-/// subtract_refs: for every reference from one object of the set to another,
-/// the target's `gc_refs` drops by one. Afterwards `gc_refs` counts only
-/// references from outside the set.
-fn subtract_refs(
-    heap: &Heap,
-    objs: &[Obj],
-    gc_refs: &mut HashMap<Obj, isize, DefaultHashBuilder, &Bump>,
-    host_traverse: HostTraverse,
-) {
-    for &o in objs {
-        traverse(heap, o, &mut *host_traverse, &mut |child| {
-            if let Some(r) = gc_refs.get_mut(&child) {
-                *r -= 1;
+        // A host may report anything: only live objects of this heap count.
+        host_traverse(o, t.hooks(), &mut |child| {
+            if heap.lookup(child.as_ptr() as *const u8).is_some() {
+                visit(child);
             }
         });
     }
 }
 
-/// move_unreachable: the objects with `gc_refs > 0` are roots; everything
-/// they reach inside the set is reachable too (a work-list walk, no
-/// recursion). Returns the reachable objects; the others are garbage.
-fn move_unreachable(
+/// The objects of generation `i`, in the scratch arena.
+fn gen_objects<'b>(bump: &'b Bump, heap: &Heap, i: usize) -> BumpVec<'b, Obj> {
+    let mut v = BumpVec::new_in(bump);
+    v.extend(heap.gc.generations[i].objects());
+    v
+}
+
+/// Which objects of `objs` nothing outside `objs` reaches, by CPython's
+/// three phases, with `gc_refs` kept in the objects' headers (no table):
+/// - update_refs: `gc_refs = refcount` for every object of the set;
+/// - subtract_refs: every reference from one object of the set to another
+///   takes one off its target's `gc_refs`; afterwards `gc_refs` counts only
+///   references from outside the set;
+/// - move_unreachable: objects with `gc_refs > 0` are roots, and everything
+///   they reach inside the set is reachable (a work-list walk, no
+///   recursion); the rest is garbage.
+///
+/// The counts are restored before returning. Returns (garbage, reachable).
+fn find_unreachable<'b>(
+    bump: &'b Bump,
     heap: &Heap,
     objs: &[Obj],
-    gc_refs: &mut HashMap<Obj, isize, DefaultHashBuilder, &Bump>,
     host_traverse: HostTraverse,
-) -> hashbrown::HashSet<Obj> {
-    let mut reachable = hashbrown::HashSet::with_capacity(objs.len());
-    let mut work: Vec<Obj> = objs.iter().copied().filter(|o| gc_refs.get(o).is_some_and(|&r| r > 0)).collect();
-    for &o in &work {
-        reachable.insert(o);
+) -> (BumpVec<'b, Obj>, BumpVec<'b, Obj>) {
+    // update_refs
+    let mut saved = BumpVec::with_capacity_in(objs.len(), bump);
+    for &o in objs {
+        saved.push(heap.gc_begin(o));
+    }
+    // subtract_refs
+    for &o in objs {
+        traverse(heap, o, &mut *host_traverse, &mut |child| heap.gc_decrement(child));
+    }
+    // move_unreachable
+    let mut work = BumpVec::new_in(bump);
+    for &o in objs {
+        if heap.gc_refs(o) > 0 && heap.gc_mark_reachable(o) {
+            work.push(o);
+        }
     }
     while let Some(o) = work.pop() {
         traverse(heap, o, &mut *host_traverse, &mut |child| {
-            if gc_refs.contains_key(&child) && reachable.insert(child) {
+            if heap.gc_mark_reachable(child) {
                 work.push(child);
             }
         });
     }
-    reachable
+    let mut garbage = BumpVec::new_in(bump);
+    let mut reachable = BumpVec::new_in(bump);
+    for (&o, &refcnt) in objs.iter().zip(saved.iter()) {
+        if heap.gc_end(o, refcnt) {
+            reachable.push(o);
+        } else {
+            garbage.push(o);
+        }
+    }
+    (garbage, reachable)
 }
 
 /// untrack_tuples: a surviving tuple whose items are all untracked can never

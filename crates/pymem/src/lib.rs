@@ -23,6 +23,7 @@ pub mod gc;
 pub mod object;
 pub mod runtime;
 pub mod status;
+pub mod weakref;
 
 pub use alloc::AllocStats;
 pub use runtime::{Config, Runtime};

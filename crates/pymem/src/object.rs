@@ -186,17 +186,19 @@ fn name_arg<'a>(name: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
 pub(crate) fn after_object_call(rt: &Runtime, function: &'static str) {
     // SAFETY: the owner thread, after the body: no borrow of the state lives.
     let heap = &unsafe { rt.state_mut() }.heap;
-    if heap.has_pending_host_dealloc() || heap.gc.collection_due {
+    if heap.has_pending_host_dealloc() || heap.gc.collection_due || heap.has_due_weakref_callbacks() {
         after_object_call_slow(rt, function);
     }
 }
 
-/// The host's pending `clear`/`dealloc` callbacks, then an automatic
-/// collection if one is due (and its own pending callbacks).
+/// The host's pending `clear`/`dealloc` callbacks and weak reference
+/// callbacks, then an automatic collection if one is due (and its own
+/// pending callbacks).
 #[cold]
 #[inline(never)]
 fn after_object_call_slow(rt: &Runtime, function: &'static str) {
     pump_host_deallocs(rt, function);
+    crate::weakref::pump_callbacks(rt, function);
     // SAFETY: the owner thread; no borrow lives.
     if unsafe { rt.state_mut() }.heap.gc.collection_due && !rt.pumping().get() {
         if catch_unwind(AssertUnwindSafe(|| crate::gc::collect_if_due(rt))).is_err() {
@@ -204,6 +206,7 @@ fn after_object_call_slow(rt: &Runtime, function: &'static str) {
             return;
         }
         pump_host_deallocs(rt, function);
+        crate::weakref::pump_callbacks(rt, function);
     }
 }
 

@@ -49,7 +49,9 @@ impl Heap {
     /// mutable containers of its cycle). What this frees is freed at once,
     /// iteratively.
     pub fn clear_builtin(&mut self, o: Obj) {
-        let mut dropped: Vec<Obj> = Vec::new();
+        // The references dropped are gathered first (nothing may be freed
+        // while the container is being emptied); the buffer is reused.
+        let mut dropped = std::mem::take(&mut self.clear_buffer);
         match self.type_id(o) {
             type_ids::LIST => {
                 while let Ok(len) = self.list_len(o) {
@@ -70,9 +72,10 @@ impl Heap {
             id if id >= type_ids::FIRST_HOST_TYPE => self.instance_clear_values(o, &mut dropped),
             _ => {}
         }
-        for c in dropped {
+        for c in dropped.drain(..) {
             self.decref(c);
         }
+        self.clear_buffer = dropped;
     }
 
     /// Whether `o` is a container (it has collector links).
@@ -100,6 +103,63 @@ impl Heap {
             crate::heap::gc_unlink(l);
             to.push_back(l);
         }
+    }
+
+    // ------------------------------------------------------------------
+    // The collector's scratch in the header, as CPython keeps `gc_refs` in
+    // its GC header during a collection: no table, no hashing. Between
+    // `gc_begin` and `gc_end` an object's `refcnt` field holds its `gc_refs`;
+    // nothing else may read or change counts meanwhile (the host cannot call
+    // in during a collection's traverse phases).
+
+    /// Marks `o` as examined and returns its reference count, to be restored
+    /// by `gc_end`; its `gc_refs` starts equal to it.
+    pub fn gc_begin(&self, o: Obj) -> usize {
+        // SAFETY: `o` is a live container of this heap.
+        let h = unsafe { header(o) };
+        h.flags |= flags::COLLECTING;
+        h.refcnt
+    }
+
+    /// A reference from inside the examined set: one less `gc_refs` for `o`,
+    /// if it is in the set.
+    pub fn gc_decrement(&self, o: Obj) {
+        // SAFETY: `o` is a live object (built-in children, or host children
+        // validated by the caller).
+        let h = unsafe { header(o) };
+        if h.flags & flags::COLLECTING != 0 {
+            h.refcnt = h.refcnt.saturating_sub(1);
+        }
+    }
+
+    /// `gc_refs` of an examined object: its references from outside the set.
+    pub fn gc_refs(&self, o: Obj) -> usize {
+        // SAFETY: live object.
+        unsafe { header(o) }.refcnt
+    }
+
+    /// Marks an examined object reachable; true if it was not yet, false if
+    /// it was (or is not in the set).
+    pub fn gc_mark_reachable(&self, o: Obj) -> bool {
+        // SAFETY: live object.
+        let h = unsafe { header(o) };
+        if h.flags & (flags::COLLECTING | flags::REACHABLE) == flags::COLLECTING {
+            h.flags |= flags::REACHABLE;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends the examination of `o`: its count restored, its marks removed.
+    /// Returns whether it was found reachable.
+    pub fn gc_end(&self, o: Obj, refcnt: usize) -> bool {
+        // SAFETY: live object.
+        let h = unsafe { header(o) };
+        let reachable = h.flags & flags::REACHABLE != 0;
+        h.flags &= !(flags::COLLECTING | flags::REACHABLE);
+        h.refcnt = refcnt;
+        reachable
     }
 
     /// Untracks a tuple whose items are all untracked or atoms (CPython's

@@ -249,6 +249,10 @@ pub struct Heap {
     in_host_dealloc: Vec<Obj>,
     /// Work stack of the iterative deallocation.
     trash: Vec<Obj>,
+    /// Reused by `clear_builtin` for the references it drops.
+    pub(crate) clear_buffer: Vec<Obj>,
+    /// Weak references to this heap's objects (`weakref.rs`).
+    pub(crate) weakrefs: crate::weakref::WeakRegistry,
     /// Whether the singletons exist (see `Heap::new_lazy`).
     ready: bool,
     /// Addresses of objects validated recently and alive since: a
@@ -322,6 +326,8 @@ impl Heap {
             pending_host: Vec::new(),
             in_host_dealloc: Vec::new(),
             trash: Vec::new(),
+            clear_buffer: Vec::new(),
+            weakrefs: Default::default(),
             ready: false,
             valid_cache: std::array::from_fn(|_| Cell::new(0)),
         });
@@ -697,6 +703,9 @@ impl Heap {
             if header(o).flags & flags::TRACKED != 0 {
                 self.untrack(o);
                 self.gc.count0 = (self.gc.count0 - 1).max(0);
+            }
+            if header(o).flags & flags::HAS_WEAKREFS != 0 {
+                self.clear_weakrefs(o);
             }
             match type_id {
                 type_ids::INT => self.free_block(o),

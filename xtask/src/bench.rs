@@ -1,5 +1,5 @@
-//! `cargo xtask bench [alloc|objects] [--runs N] [--n N] [--no-ir]`; with no
-//! subcommand, both in turn.
+//! `cargo xtask bench [alloc|objects|gc] [--runs N] [--n N] [--no-ir]`; with
+//! no subcommand, all three in turn.
 //!
 //! `bench alloc`: pymem's allocator through its C ABI against glibc, CPython's
 //! pymalloc and mimalloc, on the workload of the peer baseline
@@ -20,6 +20,9 @@
 //!
 //! `bench objects`: object create/destroy through pymem's C ABI against the
 //! same operations through CPython's C API (see [`objects`]).
+//!
+//! `bench gc`: one full cycle collection through pymem's C ABI against
+//! CPython's `gc.collect()` on the same object graphs (see [`gc`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,10 +45,11 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask bench [alloc|objects] [--runs N (5)] [--n N] [--no-ir]
+    "usage: cargo xtask bench [alloc|objects|gc] [--runs N (5)] [--n N] [--no-ir]
   alloc    allocator throughput vs glibc, pymalloc, mimalloc (--n default 10,000,000)
   objects  object create/destroy vs CPython's C API           (--n default 1,000,000)
-  (no subcommand: both, alloc first)"
+  gc       full cycle collection vs CPython's gc.collect()    (--n default: 100,000 and 1,000,000)
+  (no subcommand: all three, in that order; --n applies to each)"
         .to_string()
 }
 
@@ -72,12 +76,15 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("alloc") => alloc(root, &parse(&args[1..])?),
         Some("objects") => objects::run(root, &parse(&args[1..])?),
+        Some("gc") => gc::run(root, &parse(&args[1..])?),
         Some(other) if !other.starts_with("--") => Err(format!("unknown bench {other:?}\n{}", usage())),
         _ => {
             let opts = parse(args)?;
             alloc(root, &opts)?;
             println!();
-            objects::run(root, &opts)
+            objects::run(root, &opts)?;
+            println!();
+            gc::run(root, &opts)
         }
     }
 }
@@ -575,7 +582,7 @@ mod objects {
     }
 
     /// `python3 --version`'s number, for the table's heading.
-    fn version() -> String {
+    pub(super) fn version() -> String {
         let out = Command::new("python3").arg("--version").output();
         match out {
             Ok(o) if o.status.success() => {
@@ -644,5 +651,487 @@ mod objects {
             println!("{:<30} {:>10} {:>12} {:>14}", row.label, show(p), show(c), ratio);
         }
         Ok(())
+    }
+}
+
+/// `cargo xtask bench gc [--runs N] [--n N]`: the cycle collector's cost
+/// through pymem's C ABI against CPython's `gc.collect()` on the same
+/// graphs, measured in the same run on the same machine.
+///
+/// The graphs are those of the peer baseline (shared/peers/gc_bench.py,
+/// RESULTS.md section 2): N = 100,000 and 1,000,000 (`--n` picks one N);
+/// `cycle2` (N/2 two-cycles a.ref = b, b.ref = a), `ring` (one doubly
+/// linked ring, prev/next) and their `_slots` variants; modes `garbage`
+/// (drop every outside reference, time one full collection that frees all
+/// N) and `live` (the structure kept reachable, one warm-up collection, then
+/// time a full collection that frees nothing). Automatic collection is
+/// disabled while building, as the peer does.
+/// - pymem: xtask/c/bench_gc.c, built into target/bench/bench_gc; instances
+///   of host types with attributes (values array), and for `_slots` host
+///   types whose payload holds the references (a `traverse` callback
+///   reports them, `clear` drops them: __slots__ without a dict). It checks
+///   found == N / 0, and that the allocator's blocks and bytes in use are
+///   back to the baseline after each run.
+/// - CPython: `python3` runs [`PY_DRIVER`] (written to
+///   target/bench/gc_bench_cpython.py): the peer's classes, builders and
+///   run_garbage/run_live, one measurement per process.
+///
+/// Every (N, mode, shape, side) is a fresh process, `runs` times,
+/// interleaved across sides; the table shows medians, ns per object and the
+/// speedup CPython / pymem against the issue's target (at least 4x). Then
+/// pymem's memory per instance (`bench_gc mem`) and the collector's overhead
+/// per tracked object against its target (at most 16 bytes). No assertions
+/// on speed: only a failed check fails the bench.
+mod gc {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::{median, Options};
+    use crate::util::{
+        build_release, c_program, have, mkdir, output_checked, release_dir, target_dir, thousands, write_file,
+    };
+
+    /// The N of the peer baseline.
+    const NS: [u64; 2] = [100_000, 1_000_000];
+    const MODES: [&str; 2] = ["garbage", "live"];
+    const SHAPES: [&str; 4] = ["cycle2", "ring", "cycle2_slots", "ring_slots"];
+    /// The issue's target: CPython's ns per object / pymem's, on every row.
+    const TARGET: f64 = 4.0;
+    /// The issue's target for the collector's bytes per tracked object.
+    const OVERHEAD_TARGET: u64 = 16;
+    /// Instances `bench_gc mem` measures per shape.
+    const MEM_K: u64 = 10_000;
+
+    /// pymem's object layout (crates/refcount-object/src/object.rs): the
+    /// header (refcount; type id and flags) and an instance's own fields
+    /// (values pointer, slot count). The collector's links are what remains
+    /// of the object block of an instance without payload.
+    const HEADER: u64 = 16;
+    const INSTANCE_FIELDS: u64 = 16;
+
+    /// CPython's side: the peer's classes, builders and run_garbage/run_live
+    /// (shared/peers/gc_bench.py), one measurement per process.
+    pub const PY_DRIVER: &str = r#"# Written by `cargo xtask bench gc`: CPython's side, one measurement per process.
+# The classes, builders and steps are those of shared/peers/gc_bench.py.
+# Usage: python3 gc_bench_cpython.py SHAPE MODE N  -> "cpython SHAPE MODE N <ns> <found>"
+#        python3 gc_bench_cpython.py base          -> "base <ns> <tracked objects>"
+import gc, sys, time
+
+
+class Node:
+    def __init__(self):
+        self.ref = None
+
+
+class DNode:
+    def __init__(self):
+        self.prev = None
+        self.next = None
+
+
+class NodeS:
+    __slots__ = ("ref",)
+    def __init__(self):
+        self.ref = None
+
+
+class DNodeS:
+    __slots__ = ("prev", "next")
+    def __init__(self):
+        self.prev = None
+        self.next = None
+
+
+def build_cycle2(n, cls):
+    out = []
+    for _ in range(n // 2):
+        a = cls(); b = cls()
+        a.ref = b; b.ref = a
+        out.append(a)
+    return out            # holds one member of each pair
+
+
+def build_ring(n, cls):
+    head = cls(); head.prev = head.next = head
+    tail = head
+    for _ in range(n - 1):
+        x = cls(); x.prev = tail; tail.next = x; tail = x
+    tail.next = head; head.prev = tail
+    return head
+
+
+SHAPES = {
+    "cycle2": lambda n: build_cycle2(n, Node),
+    "ring": lambda n: build_ring(n, DNode),
+    "cycle2_slots": lambda n: build_cycle2(n, NodeS),
+    "ring_slots": lambda n: build_ring(n, DNodeS),
+}
+
+
+def time_collect():
+    t0 = time.perf_counter_ns()
+    found = gc.collect()
+    return time.perf_counter_ns() - t0, found
+
+
+def run_garbage(shape, n):
+    gc.collect(); gc.disable()
+    obj = SHAPES[shape](n)
+    del obj                           # everything is now cyclic garbage
+    dt, found = time_collect()
+    gc.enable()
+    return dt, found
+
+
+def run_live(shape, n):
+    gc.collect(); gc.disable()
+    obj = SHAPES[shape](n)
+    gc.collect()                      # warm-up: merge into oldest gen
+    dt, found = time_collect()
+    del obj
+    gc.collect()
+    gc.enable()
+    return dt, found
+
+
+def main():
+    if sys.argv[1:] == ["base"]:
+        gc.collect()
+        dt, _ = time_collect()
+        print(f"base {dt} {len(gc.get_objects())}")
+        return
+    shape, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    fn = {"garbage": run_garbage, "live": run_live}[mode]
+    dt, found = fn(shape, n)
+    print(f"cpython {shape} {mode} {n} {dt} {found}")
+
+
+main()
+"#;
+
+    /// One measurement of one side.
+    struct Sample {
+        ns: f64,
+        found: i64,
+        /// pymem only: bytes and blocks in use per object before the freeing collect.
+        bytes: f64,
+        blocks: f64,
+        /// pymem only: peak RSS growth in the process's first collection, bytes.
+        rss_growth: f64,
+    }
+
+    /// (side, N, mode, shape) → the samples of its runs.
+    type Results = BTreeMap<(&'static str, u64, &'static str, &'static str), Vec<Sample>>;
+
+    /// How to run each side; the CPython one is absent without python3.
+    struct Sides {
+        pymem: PathBuf,
+        python: Option<PathBuf>,
+    }
+
+    pub fn run(root: &Path, opts: &Options) -> Result<(), String> {
+        let ns: Vec<u64> = match opts.n {
+            Some(n) => vec![n.max(2) & !1],
+            None => NS.to_vec(),
+        };
+        build_release(root, None)?;
+        let sides = build(root)?;
+        let mut base = Vec::new();
+        let results = time_all(root, &sides, &ns, opts.runs, &mut base)?;
+        print_table(&results, &ns, opts.runs, sides.python.is_some(), &base);
+        memory(root, &sides, &results, &ns)
+    }
+
+    fn build(root: &Path) -> Result<Sides, String> {
+        let out = target_dir(root).join("bench");
+        mkdir(&out)?;
+        let lib = release_dir(root);
+        let exe = out.join("bench_gc");
+        let mut cmd = Command::new("gcc");
+        cmd.current_dir(root)
+            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .arg(root.join("xtask/c/bench_gc.c"))
+            .arg("-o")
+            .arg(&exe)
+            .arg(format!("-I{}", root.join("include").display()))
+            .arg(format!("-L{}", lib.display()))
+            .arg("-lpymem")
+            .arg(format!("-Wl,-rpath,{}", lib.display()));
+        output_checked(&mut cmd)?;
+
+        let python = if have("python3") {
+            let script = out.join("gc_bench_cpython.py");
+            write_file(&script, PY_DRIVER)?;
+            Some(script)
+        } else {
+            println!("NOTE: the CPython side is skipped: python3 not found");
+            None
+        };
+        Ok(Sides { pymem: exe, python })
+    }
+
+    fn parse<T: std::str::FromStr>(field: &str, out: &str) -> Result<T, String> {
+        field.parse().map_err(|_| format!("bad output: {out:?}"))
+    }
+
+    fn run_pymem(root: &Path, exe: &Path, n: u64, mode: &str, shape: &str) -> Result<Sample, String> {
+        let out = output_checked(c_program(exe, root).args([shape, mode, &n.to_string()]))?;
+        let f: Vec<&str> = out.split_whitespace().collect();
+        match f[..] {
+            ["pymem", s, m, nn, ns, found, bytes, blocks, _faults, rss] if s == shape && m == mode => {
+                if parse::<u64>(nn, &out)? != n {
+                    return Err(format!("bad output: {out:?}"));
+                }
+                Ok(Sample {
+                    ns: parse(ns, &out)?,
+                    found: parse(found, &out)?,
+                    bytes: parse(bytes, &out)?,
+                    blocks: parse(blocks, &out)?,
+                    rss_growth: parse(rss, &out)?,
+                })
+            }
+            _ => Err(format!("bad output from {}: {out:?}", exe.display())),
+        }
+    }
+
+    fn python(root: &Path, script: &Path) -> Command {
+        let mut cmd = Command::new("python3");
+        // -I: isolated (no user site, no PYTHON* variables), -S: no site import.
+        cmd.current_dir(root).args(["-I", "-S"]).arg(script);
+        cmd
+    }
+
+    fn run_cpython(root: &Path, script: &Path, n: u64, mode: &str, shape: &str) -> Result<Sample, String> {
+        let out = output_checked(python(root, script).args([shape, mode, &n.to_string()]))?;
+        let f: Vec<&str> = out.split_whitespace().collect();
+        match f[..] {
+            ["cpython", s, m, _, ns, found] if s == shape && m == mode => Ok(Sample {
+                ns: parse(ns, &out)?,
+                found: parse(found, &out)?,
+                bytes: 0.0,
+                blocks: 0.0,
+                rss_growth: 0.0,
+            }),
+            _ => Err(format!("bad output from {}: {out:?}", script.display())),
+        }
+    }
+
+    /// CPython's `gc.collect()` with no extra objects: (ns, tracked objects).
+    fn run_base(root: &Path, script: &Path) -> Result<(f64, u64), String> {
+        let out = output_checked(python(root, script).arg("base"))?;
+        let f: Vec<&str> = out.split_whitespace().collect();
+        match f[..] {
+            ["base", ns, objects] => Ok((parse(ns, &out)?, parse(objects, &out)?)),
+            _ => Err(format!("bad output from {}: {out:?}", script.display())),
+        }
+    }
+
+    fn time_all(
+        root: &Path,
+        sides: &Sides,
+        ns: &[u64],
+        runs: usize,
+        base: &mut Vec<(f64, u64)>,
+    ) -> Result<Results, String> {
+        let mut results = Results::new();
+        for run in 1..=runs {
+            eprint!("{}{run}/{runs}", if run == 1 { "timing runs: " } else { " " });
+            if let Some(script) = &sides.python {
+                base.push(run_base(root, script)?);
+            }
+            for &n in ns {
+                for mode in MODES {
+                    for shape in SHAPES {
+                        let s = run_pymem(root, &sides.pymem, n, mode, shape)?;
+                        results.entry(("pymem", n, mode, shape)).or_default().push(s);
+                        if let Some(script) = &sides.python {
+                            let s = run_cpython(root, script, n, mode, shape)?;
+                            results.entry(("cpython", n, mode, shape)).or_default().push(s);
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!();
+        Ok(results)
+    }
+
+    fn print_table(results: &Results, ns: &[u64], runs: usize, have_cpython: bool, base: &[(f64, u64)]) {
+        println!(
+            "\ngc: one full collection (generation 2) per run, median of {runs} fresh-process runs; \
+             ns/obj = median / N"
+        );
+        println!(
+            "pymem: pymem_gc_collect(rt, 2) through its C ABI (libpymem.so); CPython {}: gc.collect() in python3",
+            super::objects::version()
+        );
+        println!("garbage: every outside reference dropped, the collection frees all N; live: all N reachable,");
+        println!("after one warm-up collection, the timed one frees nothing. Automatic collection off while building.");
+        println!("speedup = CPython ns / pymem ns; target: pymem at least {TARGET}x faster per object on every row");
+        if !base.is_empty() {
+            let ms = median(base.iter().map(|b| b.0)) / 1e6;
+            let objects = median(base.iter().map(|b| b.1 as f64));
+            println!(
+                "CPython's gc.collect() with no extra objects: {ms:.3} ms ({} tracked objects in the interpreter), \
+                 included in its times, not subtracted (as the peer)",
+                thousands(objects as u64)
+            );
+        }
+        println!(
+            "\n{:>9}  {:<7}  {:<12}  {:>8}  {:>10}  {:>10}  {:>12}  {:>7}  {:>11}",
+            "N", "mode", "shape", "pymem ms", "pymem ns/o", "CPython ms", "CPython ns/o", "speedup", "target >=4x"
+        );
+        let (mut met, mut total) = (0, 0);
+        let mut cpython_found = Vec::new();
+        for &n in ns {
+            for mode in MODES {
+                for shape in SHAPES {
+                    let med = |side| results.get(&(side, n, mode, shape)).map(|v| median(v.iter().map(|s| s.ns)));
+                    let Some(p) = med("pymem") else { continue };
+                    let c = med("cpython");
+                    let speedup = c.filter(|_| p > 0.0).map(|c| c / p);
+                    let verdict = match speedup {
+                        None => "n/a",
+                        Some(s) => {
+                            total += 1;
+                            if s >= TARGET {
+                                met += 1;
+                                "met"
+                            } else {
+                                "not met"
+                            }
+                        }
+                    };
+                    let expected = if mode == "garbage" { n as i64 } else { 0 };
+                    if let Some(v) = results.get(&("cpython", n, mode, shape)) {
+                        cpython_found.extend(v.iter().filter(|s| s.found != expected).map(|s| {
+                            format!("{} {mode} {shape}: {} (expected {expected})", thousands(n), s.found)
+                        }));
+                    }
+                    let per = |ns: f64| ns / n as f64;
+                    println!(
+                        "{:>9}  {:<7}  {:<12}  {:>8.2}  {:>10.1}  {:>10}  {:>12}  {:>7}  {:>11}",
+                        thousands(n),
+                        mode,
+                        shape,
+                        p / 1e6,
+                        per(p),
+                        c.map_or("n/a".to_string(), |c| format!("{:.2}", c / 1e6)),
+                        c.map_or("n/a".to_string(), |c| format!("{:.1}", per(c))),
+                        speedup.map_or("n/a".to_string(), |s| format!("{s:.2}x")),
+                        verdict
+                    );
+                }
+            }
+        }
+        println!("pymem's collection found N on every garbage run and 0 on every live run (checked by bench_gc)");
+        if have_cpython {
+            if cpython_found.is_empty() {
+                println!("CPython's gc.collect() returned N on every garbage run and 0 on every live run");
+            } else {
+                println!("CPython's gc.collect() returned other counts: {}", cpython_found.join("; "));
+            }
+            println!("speedup target (>= {TARGET}x) met on {met} of {total} rows");
+        }
+    }
+
+    /// One line of `bench_gc mem`.
+    struct Mem {
+        shape: String,
+        object: f64,
+        values: f64,
+        payload: u64,
+        sizeof: u64,
+        blocks: f64,
+    }
+
+    fn memory(root: &Path, sides: &Sides, results: &Results, ns: &[u64]) -> Result<(), String> {
+        let out = output_checked(c_program(&sides.pymem, root).args(["mem", &MEM_K.to_string()]))?;
+        let mut mems = Vec::new();
+        for line in out.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let ["mem", shape, object, values, payload, sizeof, blocks] = f[..] else {
+                return Err(format!("bad output from bench_gc mem: {out:?}"));
+            };
+            mems.push(Mem {
+                shape: shape.to_string(),
+                object: parse(object, &out)?,
+                values: parse(values, &out)?,
+                payload: parse(payload, &out)?,
+                sizeof: parse(sizeof, &out)?,
+                blocks: parse(blocks, &out)?,
+            });
+        }
+        let n = *ns.iter().max().expect("one N");
+        println!(
+            "\npymem memory per instance: bytes_in_use over {} instances (bench_gc mem), and per object \
+             of the N = {} garbage runs just before the collection",
+            thousands(MEM_K),
+            thousands(n)
+        );
+        println!(
+            "{:<12}  {:>12}  {:>12}  {:>7}  {:>7}  {:>6}  {:>12}  {:>12}",
+            "shape", "object block", "values array", "payload", "total", "blocks", "pymem_sizeof", "bytes/obj @N"
+        );
+        for m in &mems {
+            let at_n = results
+                .get(&("pymem", n, "garbage", shape_key(&m.shape)))
+                .map_or("n/a".to_string(), |v| format!("{:.1}", median(v.iter().map(|s| s.bytes))));
+            let blocks_at_n = results
+                .get(&("pymem", n, "garbage", shape_key(&m.shape)))
+                .map(|v| median(v.iter().map(|s| s.blocks)));
+            println!(
+                "{:<12}  {:>12.1}  {:>12.1}  {:>7}  {:>7.1}  {:>6.2}  {:>12}  {:>12}{}",
+                m.shape,
+                m.object,
+                m.values,
+                m.payload,
+                m.object + m.values,
+                m.blocks,
+                m.sizeof,
+                at_n,
+                blocks_at_n.map_or(String::new(), |b| format!(" ({b:.2} blocks)"))
+            );
+        }
+        println!(
+            "object block = header {HEADER} (refcount; type id and flags) + collector links (next, prev) + \
+             instance fields {INSTANCE_FIELDS} (values pointer, slot count) + payload, in its 16-byte size class;"
+        );
+        println!("values array = a separate block of attribute slots (4 at least), none for the _slots types");
+        // The links: the object block of an instance without payload, less the header and instance fields.
+        let plain = mems.iter().find(|m| m.payload == 0 && m.values > 0.0);
+        match plain {
+            Some(m) => {
+                let links = m.object as u64 - HEADER - INSTANCE_FIELDS;
+                println!(
+                    "GC overhead per tracked object: {links} bytes (the links inside each container: {} - {HEADER} - \
+                     {INSTANCE_FIELDS}), target <= {OVERHEAD_TARGET} bytes: {}; no side table per object",
+                    m.object as u64,
+                    if links <= OVERHEAD_TARGET { "met" } else { "not met" }
+                );
+            }
+            None => println!("GC overhead per tracked object: n/a (no instance without payload measured)"),
+        }
+        let growth: Vec<f64> = SHAPES
+            .iter()
+            .filter_map(|&shape| results.get(&("pymem", n, "live", shape)))
+            .map(|v| median(v.iter().map(|s| s.rss_growth)) / n as f64)
+            .collect();
+        if !growth.is_empty() {
+            let lo = growth.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = growth.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            println!(
+                "transient, during a collection only: peak RSS growth of the first full collection of the N = {} \
+                 live runs, {lo:.1}..{hi:.1} bytes/object (the collection's scratch, given back after it)",
+                thousands(n)
+            );
+        }
+        Ok(())
+    }
+
+    /// The `'static` name of a shape (the results are keyed by them).
+    fn shape_key(shape: &str) -> &'static str {
+        SHAPES.iter().copied().find(|&s| s == shape).unwrap_or("?")
     }
 }

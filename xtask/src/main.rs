@@ -7,7 +7,8 @@
 //! cargo xtask dist --prefix DIR              install lib, headers and pymem.pc into DIR
 //! cargo xtask bench alloc [--runs N] [--n N] [--no-ir]
 //! cargo xtask bench objects [--runs N] [--n N] [--no-ir]
-//! cargo xtask bench [--runs N] [--no-ir]     both benches
+//! cargo xtask bench gc [--runs N] [--n N]
+//! cargo xtask bench [--runs N] [--no-ir]     all three benches
 //! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
 //! ```
 
@@ -25,7 +26,8 @@ const USAGE: &str = "usage:
   cargo xtask bench alloc [--runs N] [--n N] [--no-ir]  allocator throughput vs glibc, pymalloc, mimalloc
   cargo xtask bench objects [--runs N] [--n N] [--no-ir]
                                                         object create/destroy vs CPython's C API
-  cargo xtask bench [--runs N] [--no-ir]                both benches
+  cargo xtask bench gc [--runs N] [--n N]               full cycle collection vs CPython's gc.collect()
+  cargo xtask bench [--runs N] [--no-ir]                all three benches
   cargo xtask demo [SECTION...] [--list]                run the C-API demo";
 
 fn main() {

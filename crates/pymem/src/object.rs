@@ -226,12 +226,28 @@ fn pump_host_deallocs(rt: &Runtime, function: &'static str) {
 fn run_host_deallocs(rt: &Runtime) {
     let rt_ptr = rt as *const Runtime as *mut Runtime;
     loop {
-        let (o, hooks, payload) = {
+        let (o, hooks, payload, finalize) = {
             // SAFETY: the owner thread; this borrow ends before the callbacks.
             let heap = &mut unsafe { rt.state_mut() }.heap;
             let Some(o) = heap.take_pending_host_dealloc() else { break };
-            (o, heap.type_of(o).hooks(), heap.payload_ptr(o))
+            let finalize = heap.begin_finalize_on_death(o);
+            (o, heap.type_of(o).hooks(), heap.payload_ptr(o), finalize)
         };
+        if finalize {
+            // PEP 442: the finalizer runs on reference-count death too, once,
+            // with the object alive; it may call anything but runtime_free.
+            rt.in_callback(None, || {
+                // SAFETY: stored from a non-NULL `pymem_finalize_fn`.
+                let f: unsafe extern "C" fn(*mut Runtime, *mut Object, *mut c_void) =
+                    unsafe { std::mem::transmute(hooks.finalize) };
+                // SAFETY: the host's function, called as its C type promises.
+                unsafe { f(rt_ptr, o.as_ptr() as *mut Object, hooks.userdata as *mut c_void) };
+            });
+            // SAFETY: the owner thread; the finalizer has returned.
+            if unsafe { rt.state_mut() }.heap.end_finalize_on_death(o) {
+                continue; // resurrected
+            }
+        }
         rt.in_callback(Some(Restriction::RefcountOnly), || {
             // SAFETY: the hooks are the host's own function pointers, stored
             // from `pymem_type_spec` (or 0); called with the arguments their

@@ -792,7 +792,8 @@ impl Heap {
                 }
                 _ => {
                     let hooks = self.type_info(type_id).hooks;
-                    if hooks.clear != 0 || hooks.dealloc != 0 {
+                    let finalize_due = hooks.finalize != 0 && header(o).flags & flags::FINALIZED == 0;
+                    if hooks.clear != 0 || hooks.dealloc != 0 || finalize_due {
                         // The host's callbacks run first (from the facade).
                         header(o).flags |= flags::DEAD;
                         self.pending_host.push(o);
@@ -839,6 +840,41 @@ impl Heap {
         let o = self.pending_host.pop()?;
         self.in_host_dealloc.push(o);
         Some(o)
+    }
+
+    /// Before the host `finalize` of an instance whose count reached zero
+    /// (PEP 442: finalizers run on reference-count death too): the object is
+    /// live again for the callback, with one reference the caller holds, and
+    /// marked FINALIZED so it is never finalized twice. Returns false when it
+    /// needs no finalizer.
+    pub fn begin_finalize_on_death(&mut self, o: Obj) -> bool {
+        let hooks = self.type_of(o).hooks();
+        // SAFETY: `o` came from `take_pending_host_dealloc`: an allocated
+        // instance block.
+        let h = unsafe { header(o) };
+        if hooks.finalize == 0 || h.flags & flags::FINALIZED != 0 {
+            return false;
+        }
+        h.flags = (h.flags & !flags::DEAD) | flags::FINALIZED;
+        h.refcnt = 1;
+        true
+    }
+
+    /// After that `finalize`: drops the caller's reference. If the finalizer
+    /// resurrected the object (took a reference), it lives on — tracked
+    /// again, no longer being deallocated — and this returns true; otherwise
+    /// it is dead again and its `clear`/`dealloc` are due.
+    pub fn end_finalize_on_death(&mut self, o: Obj) -> bool {
+        // SAFETY: as in `begin_finalize_on_death`.
+        let h = unsafe { header(o) };
+        h.refcnt -= 1;
+        if h.refcnt > 0 {
+            self.in_host_dealloc.retain(|&x| x != o);
+            self.track(o);
+            return true;
+        }
+        h.flags |= flags::DEAD;
+        false
     }
 
     /// Whether `p` is a host instance whose `clear`/`dealloc` callbacks are

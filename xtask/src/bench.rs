@@ -1005,9 +1005,11 @@ main()
                     };
                     let expected = if mode == "garbage" { n as i64 } else { 0 };
                     if let Some(v) = results.get(&("cpython", n, mode, shape)) {
-                        cpython_found.extend(v.iter().filter(|s| s.found != expected).map(|s| {
-                            format!("{} {mode} {shape}: {} (expected {expected})", thousands(n), s.found)
-                        }));
+                        cpython_found.extend(
+                            v.iter()
+                                .filter(|s| s.found != expected)
+                                .map(|s| format!("{} {mode} {shape}: {} (expected {expected})", thousands(n), s.found)),
+                        );
                     }
                     let per = |ns: f64| ns / n as f64;
                     println!(
@@ -1078,9 +1080,8 @@ main()
             let at_n = results
                 .get(&("pymem", n, "garbage", shape_key(&m.shape)))
                 .map_or("n/a".to_string(), |v| format!("{:.1}", median(v.iter().map(|s| s.bytes))));
-            let blocks_at_n = results
-                .get(&("pymem", n, "garbage", shape_key(&m.shape)))
-                .map(|v| median(v.iter().map(|s| s.blocks)));
+            let blocks_at_n =
+                results.get(&("pymem", n, "garbage", shape_key(&m.shape))).map(|v| median(v.iter().map(|s| s.blocks)));
             println!(
                 "{:<12}  {:>12.1}  {:>12.1}  {:>7}  {:>7.1}  {:>6.2}  {:>12}  {:>12}{}",
                 m.shape,
@@ -1118,7 +1119,12 @@ main()
             .filter_map(|&shape| results.get(&("pymem", n, "live", shape)))
             .map(|v| median(v.iter().map(|s| s.rss_growth)) / n as f64)
             .collect();
-        if !growth.is_empty() {
+        if growth.iter().all(|&g| g == 0.0) {
+            println!(
+                "transient scratch of a collection: not measurable at N = {} (below ru_maxrss's resolution)",
+                thousands(n)
+            );
+        } else {
             let lo = growth.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = growth.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             println!(

@@ -57,6 +57,10 @@ int main(void) {
     /* Plain death: finalize, then clear and dealloc, each once. */
     pymem_object *o = NULL;
     CHECK_OK(rt, pymem_instance_new(rt, t, &o));
+    /* The payload sits at a fixed offset (for hot callbacks like traverse). */
+    void *payload = NULL;
+    CHECK_OK(rt, pymem_instance_payload(rt, o, &payload));
+    CHECK((char *)payload == (char *)o + PYMEM_INSTANCE_PAYLOAD_OFFSET);
     CHECK_OK(rt, pymem_decref(rt, o));
     CHECK(c.finalize == 1 && c.clear == 1 && c.dealloc == 1);
 

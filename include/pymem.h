@@ -68,6 +68,15 @@
 #define PYMEM_IMMORTAL_REFCNT 4294967295
 
 /**
+ * The payload of an instance of a host type starts this many bytes after
+ * the object pointer: `(char *)o + PYMEM_INSTANCE_PAYLOAD_OFFSET` is what
+ * `pymem_instance_payload` returns, without its validation — for hot host
+ * callbacks (a `traverse` visits every object of a collection). Fixed until
+ * the ABI changes (0.x minor versions).
+ */
+#define PYMEM_INSTANCE_PAYLOAD_OFFSET 48
+
+/**
  * `pymem_config.geometry`: CPython 3.10+ on 64-bit, 16 KiB pools in 1 MiB arenas (default).
  */
 #define PYMEM_GEOMETRY_CPYTHON_310 0

@@ -105,13 +105,11 @@ static slots *payload(obj *o) {
 }
 
 /* userdata: the number of references in the payload (1 or 2). The
-   payload is reached through pymem_instance_payload, the ABI's way (the
-   runtime is this file's global). */
+   payload is at its fixed offset (PYMEM_INSTANCE_PAYLOAD_OFFSET), as a
+   host's hot traverse reaches it without a call. */
 static int slots_traverse(obj *self, pymem_visit_fn visit, void *arg, void *userdata) {
     size_t n = (size_t)(uintptr_t)userdata;
-    void *p = NULL;
-    if (pymem_instance_payload(rt, self, &p) != PYMEM_OK) return 0;
-    slots *s = p;
+    slots *s = (slots *)(void *)((char *)self + PYMEM_INSTANCE_PAYLOAD_OFFSET);
     for (size_t i = 0; i < n; i++) {
         if (s->ref[i] != NULL) {
             int r = visit(s->ref[i], arg);

@@ -47,6 +47,13 @@ pub struct Type {
 /// one-character ASCII strings. incref/decref do nothing on them.
 pub const PYMEM_IMMORTAL_REFCNT: u64 = 4294967295;
 
+/// The payload of an instance of a host type starts this many bytes after
+/// the object pointer: `(char *)o + PYMEM_INSTANCE_PAYLOAD_OFFSET` is what
+/// `pymem_instance_payload` returns, without its validation — for hot host
+/// callbacks (a `traverse` visits every object of a collection). Fixed until
+/// the ABI changes (0.x minor versions).
+pub const PYMEM_INSTANCE_PAYLOAD_OFFSET: usize = 48;
+
 /// Called by `traverse` for each child; a non-zero return stops the
 /// traversal (and `traverse` should return it). `child` is borrowed.
 pub type VisitFn = Option<unsafe extern "C" fn(child: *mut Object, arg: *mut c_void) -> c_int>;
@@ -1277,4 +1284,12 @@ pub unsafe extern "C" fn pymem_deep_sizeof(rt: *mut Runtime, o: *mut Object, out
         unsafe { write_out(out, n) };
         Ok::<(), Failure>(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_payload_offset_is_the_instance_layouts() {
+        assert_eq!(super::PYMEM_INSTANCE_PAYLOAD_OFFSET, refcount_object::object::INSTANCE_PAYLOAD_OFFSET);
+    }
 }

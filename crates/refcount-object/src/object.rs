@@ -161,6 +161,11 @@ pub(crate) struct InstanceObj {
     pub(crate) payload: [u128; 0],
 }
 
+/// Where an instance's payload starts, from the object pointer: fixed for
+/// every host type, so a host's `traverse` can reach its payload without a
+/// call (the C header exports it as `PYMEM_INSTANCE_PAYLOAD_OFFSET`).
+pub const INSTANCE_PAYLOAD_OFFSET: usize = std::mem::size_of::<InstanceObj>();
+
 /// A module: its name and its attributes in a dict.
 #[repr(C)]
 pub(crate) struct ModuleObj {

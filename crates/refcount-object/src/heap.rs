@@ -704,7 +704,13 @@ impl Heap {
                 self.untrack(o);
                 self.gc.count0 = (self.gc.count0 - 1).max(0);
             }
-            if header(o).flags & flags::HAS_WEAKREFS != 0 {
+            // Weak references die with the object — unless a host finalizer
+            // is still to run (PEP 442): it may resurrect the object, so
+            // CPython clears them only after it (`end_finalize_on_death`).
+            let finalize_due = type_id >= type_ids::FIRST_HOST_TYPE
+                && self.type_info(type_id).hooks.finalize != 0
+                && header(o).flags & flags::FINALIZED == 0;
+            if header(o).flags & flags::HAS_WEAKREFS != 0 && !finalize_due {
                 self.clear_weakrefs(o);
             }
             match type_id {
@@ -874,6 +880,12 @@ impl Heap {
             return true;
         }
         h.flags |= flags::DEAD;
+        // The finalizer's calls may have put it back in the validation
+        // cache: it is dying for good now.
+        self.forget_valid(o);
+        if h.flags & flags::HAS_WEAKREFS != 0 {
+            self.clear_weakrefs(o);
+        }
         false
     }
 

@@ -33,8 +33,9 @@
  *                                    rt itself may be NULL) are the same
  *                                    after the call as before it
  *
- * The helpers below (stats_of, under_valgrind, scaled) are static inline so
- * that a program which does not use one gets no warning.
+ * The helpers below (stats_of, refcount_of, collect_ok, under_valgrind,
+ * scaled) are static inline so that a program which does not use one gets
+ * no warning.
  */
 #ifndef PYMEM_FFI_CHECK_H
 #define PYMEM_FFI_CHECK_H
@@ -153,6 +154,20 @@ static inline pymem_alloc_stats stats_of(pymem_runtime *rt) {
     memset(&s, 0, sizeof s);
     CHECK_OK(rt, pymem_alloc_get_stats(rt, &s));
     return s;
+}
+
+/* An object's reference count; a failure to read it stops the program. */
+static inline intptr_t refcount_of(pymem_runtime *rt, pymem_object *o) {
+    ptrdiff_t n = -1;
+    CHECK_OK(rt, pymem_refcount(rt, o, &n));
+    return (intptr_t)n;
+}
+
+/* A full or partial collection that must succeed; returns what it found. */
+static inline int64_t collect_ok(pymem_runtime *rt, int generation) {
+    int64_t found = -1;
+    CHECK_OK(rt, pymem_gc_collect(rt, generation, &found));
+    return found;
 }
 
 #define CHECK_BLOCKS(rt, expected)                                             \

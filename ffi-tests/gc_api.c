@@ -48,17 +48,9 @@ static pymem_object *none_obj;
 
 static void drop(pymem_object *o) { CHECK_OK(rt, pymem_decref(rt, o)); }
 
-static intptr_t count(pymem_object *o) {
-    ptrdiff_t n = -1;
-    CHECK_OK(rt, pymem_refcount(rt, o, &n));
-    return (intptr_t)n;
-}
+static intptr_t count(pymem_object *o) { return refcount_of(rt, o); }
 
-static int64_t collect(int generation) {
-    int64_t found = -1;
-    CHECK_OK(rt, pymem_gc_collect(rt, generation, &found));
-    return found;
-}
+static int64_t collect(int generation) { return collect_ok(rt, generation); }
 
 static void get_count(int64_t out[3]) { CHECK_OK(rt, pymem_gc_get_count(rt, out)); }
 
@@ -1013,15 +1005,9 @@ static void test_resurrection(void) {
 
 #define SMALL_STACK (256 * 1024)
 
-static void *million(void *arg) {
-    size_t n = *(size_t *)arg;
-    pymem_runtime *r = NULL;
-    CHECK_OK(NULL, pymem_runtime_new(NULL, &r));
-    pymem_type *node = define_node(r, "Node", 1);
-    int64_t found = -1;
-    CHECK_OK(r, pymem_gc_disable(r)); /* only the collections below */
-
-    /* A ring of n lists. */
+/* A ring of n lists, each holding the next, with no outside reference:
+   cyclic garbage of n objects in r. */
+static void make_list_ring(pymem_runtime *r, size_t n) {
     pymem_object *first = NULL, *prev = NULL;
     CHECK_OK(r, pymem_list_new(r, &first));
     prev = first;
@@ -1035,6 +1021,17 @@ static void *million(void *arg) {
     CHECK_OK(r, pymem_list_append(r, prev, first));
     if (prev != first) CHECK_OK(r, pymem_decref(r, prev));
     CHECK_OK(r, pymem_decref(r, first));
+}
+
+static void *million(void *arg) {
+    size_t n = *(size_t *)arg;
+    pymem_runtime *r = NULL;
+    CHECK_OK(NULL, pymem_runtime_new(NULL, &r));
+    pymem_type *node = define_node(r, "Node", 1);
+    int64_t found = -1;
+    CHECK_OK(r, pymem_gc_disable(r)); /* only the collections below */
+
+    make_list_ring(r, n);
     CHECK_OK(r, pymem_gc_collect(r, 2, &found));
     CHECK_EQ_U64(found, n);
 
@@ -1073,18 +1070,7 @@ static void *million(void *arg) {
 
     /* The same ring of lists, kept with DEBUG_SAVEALL, then freed. */
     CHECK_OK(r, pymem_gc_set_debug(r, PYMEM_GC_DEBUG_SAVEALL));
-    CHECK_OK(r, pymem_list_new(r, &first));
-    prev = first;
-    for (size_t i = 1; i < n; i++) {
-        pymem_object *l = NULL;
-        CHECK_OK(r, pymem_list_new(r, &l));
-        CHECK_OK(r, pymem_list_append(r, prev, l));
-        if (prev != first) CHECK_OK(r, pymem_decref(r, prev));
-        prev = l;
-    }
-    CHECK_OK(r, pymem_list_append(r, prev, first));
-    CHECK_OK(r, pymem_decref(r, prev));
-    CHECK_OK(r, pymem_decref(r, first));
+    make_list_ring(r, n);
     CHECK_OK(r, pymem_gc_collect(r, 2, &found));
     CHECK_EQ_U64(found, n);
     CHECK_OK(r, pymem_gc_set_debug(r, 0));

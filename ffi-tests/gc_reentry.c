@@ -34,17 +34,9 @@ static pymem_runtime *rt;
 
 static void drop(pymem_object *o) { CHECK_OK(rt, pymem_decref(rt, o)); }
 
-static intptr_t count(pymem_object *o) {
-    ptrdiff_t n = -1;
-    CHECK_OK(rt, pymem_refcount(rt, o, &n));
-    return (intptr_t)n;
-}
+static intptr_t count(pymem_object *o) { return refcount_of(rt, o); }
 
-static int64_t collect(int generation) {
-    int64_t found = -1;
-    CHECK_OK(rt, pymem_gc_collect(rt, generation, &found));
-    return found;
-}
+static int64_t collect(int generation) { return collect_ok(rt, generation); }
 
 static uint64_t collections(void) {
     pymem_gc_gen_stats s[3];

@@ -26,11 +26,7 @@
 static pymem_runtime *rt;
 static pymem_object *none;
 
-static intptr_t count(pymem_object *o) {
-    ptrdiff_t n = -1;
-    CHECK_OK(rt, pymem_refcount(rt, o, &n));
-    return (intptr_t)n;
-}
+static intptr_t count(pymem_object *o) { return refcount_of(rt, o); }
 
 static int tracked(pymem_object *o) {
     int t = -1;

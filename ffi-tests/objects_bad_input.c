@@ -40,11 +40,7 @@ static pymem_runtime *rt;
 
 static void drop(pymem_object *o) { CHECK_OK(rt, pymem_decref(rt, o)); }
 
-static intptr_t count(pymem_object *o) {
-    ptrdiff_t n = -1;
-    CHECK_OK(rt, pymem_refcount(rt, o, &n));
-    return (intptr_t)n;
-}
+static intptr_t count(pymem_object *o) { return refcount_of(rt, o); }
 
 /* A pointer `off` bytes from p, computed as an integer. */
 static pymem_object *offset_obj(const void *p, intptr_t off) {

@@ -43,11 +43,7 @@ static pymem_runtime *rt;
 /* ------------------------------------------------------------------------ */
 /* helpers */
 
-static intptr_t count(pymem_object *o) {
-    ptrdiff_t n = -1;
-    CHECK_OK(rt, pymem_refcount(rt, o, &n));
-    return (intptr_t)n;
-}
+static intptr_t count(pymem_object *o) { return refcount_of(rt, o); }
 
 static pymem_object *new_int(int64_t v) {
     pymem_object *o = NULL;

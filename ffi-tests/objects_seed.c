@@ -24,11 +24,7 @@
 
 static pymem_runtime *rt;
 
-static intptr_t count(pymem_object *o) {
-    ptrdiff_t n = -1;
-    CHECK_OK(rt, pymem_refcount(rt, o, &n));
-    return (intptr_t)n;
-}
+static intptr_t count(pymem_object *o) { return refcount_of(rt, o); }
 
 /* Prints `python` (a Python line), what pymem shows, and CPython's value. */
 static void show(const char *python, intptr_t pymem_count) {

@@ -313,26 +313,11 @@ fn ir_job(root: &Path, a: &Allocator, workload: &str, n: u64, log: PathBuf) -> J
     Job { name: format!("{} {workload} {n}", a.name), cmd, log, timeout: None }
 }
 
-fn collected(log: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(log).ok()?;
-    let line = text.lines().find(|l| l.contains("Collected :"))?;
-    line.rsplit(':').next()?.trim().parse().ok()
-}
-
-fn instructions(root: &Path, allocators: &[Allocator]) -> Result<(), String> {
-    let dir = target_dir(root).join("bench/callgrind");
-    mkdir(&dir)?;
-    let mut jobs = Vec::new();
-    let mut keys = Vec::new();
-    for a in allocators {
-        for workload in WORKLOADS {
-            for n in [IR_N, 0] {
-                let log = dir.join(format!("{}-{workload}-{n}.log", a.name));
-                keys.push((a.name, workload, n, log.clone()));
-                jobs.push(ir_job(root, a, workload, n, log));
-            }
-        }
-    }
+/// Runs callgrind jobs (`ir_job`s, their logs in `dir`) a few at a time and
+/// returns each job's instruction count under its key.
+fn run_callgrind<K: Ord>(dir: &Path, keyed_jobs: Vec<(K, Job)>) -> Result<BTreeMap<K, u64>, String> {
+    let (keys, jobs): (Vec<K>, Vec<Job>) = keyed_jobs.into_iter().unzip();
+    let logs: Vec<PathBuf> = jobs.iter().map(|job| job.log.clone()).collect();
     eprintln!("callgrind: {} runs, {} at a time ...", jobs.len(), cpus());
     let mut failed = Vec::new();
     run_many(jobs, cpus(), |job, outcome| {
@@ -343,11 +328,33 @@ fn instructions(root: &Path, allocators: &[Allocator]) -> Result<(), String> {
     if !failed.is_empty() {
         return Err(format!("callgrind runs failed (logs in {}): {}", dir.display(), failed.join("; ")));
     }
-    let mut ir: BTreeMap<(&str, &str, u64), u64> = BTreeMap::new();
-    for (name, workload, n, log) in keys {
+    let mut ir = BTreeMap::new();
+    for (key, log) in keys.into_iter().zip(logs) {
         let count = collected(&log).ok_or_else(|| format!("no 'Collected :' line in {}", log.display()))?;
-        ir.insert((name, workload, n), count);
+        ir.insert(key, count);
     }
+    Ok(ir)
+}
+
+fn collected(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().find(|l| l.contains("Collected :"))?;
+    line.rsplit(':').next()?.trim().parse().ok()
+}
+
+fn instructions(root: &Path, allocators: &[Allocator]) -> Result<(), String> {
+    let dir = target_dir(root).join("bench/callgrind");
+    mkdir(&dir)?;
+    let mut jobs = Vec::new();
+    for a in allocators {
+        for workload in WORKLOADS {
+            for n in [IR_N, 0] {
+                let log = dir.join(format!("{}-{workload}-{n}.log", a.name));
+                jobs.push(((a.name, workload, n), ir_job(root, a, workload, n, log)));
+            }
+        }
+    }
+    let ir = run_callgrind(&dir, jobs)?;
     println!("\ncallgrind instructions per alloc+free pair: (Ir(N) - Ir(0)) / N, N = {}", thousands(IR_N));
     println!("{:<10} {:>10} {:>10}", "allocator", "window", "lifo");
     for a in allocators {
@@ -387,10 +394,8 @@ mod objects {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    use super::{collected, median, python, Options};
-    use crate::util::{
-        build_release, c_program, cpus, have, mkdir, output_checked, release_dir, run_many, target_dir, thousands, Job,
-    };
+    use super::{median, python, run_callgrind, Options};
+    use crate::util::{build_release, c_program, have, mkdir, output_checked, release_dir, target_dir, thousands, Job};
 
     /// Default `--n`.
     const N: u64 = 1_000_000;
@@ -609,31 +614,15 @@ mod objects {
         mkdir(&dir)?;
         let rows: Vec<&Row> = ROWS.iter().filter(|r| r.target).collect();
         let mut jobs = Vec::new();
-        let mut keys = Vec::new();
         for side in sides {
             for row in &rows {
                 for n in [IR_N, 0] {
                     let log = dir.join(format!("objects-{}-{}-{n}.log", side.name, row.metric));
-                    keys.push((side.name, row.metric, n, log.clone()));
-                    jobs.push(ir_job(root, side, row, n, log));
+                    jobs.push(((side.name, row.metric, n), ir_job(root, side, row, n, log)));
                 }
             }
         }
-        eprintln!("callgrind: {} runs, {} at a time ...", jobs.len(), cpus());
-        let mut failed = Vec::new();
-        run_many(jobs, cpus(), |job, outcome| {
-            if !outcome.success() {
-                failed.push(format!("{} {}", job.name, outcome.describe()));
-            }
-        });
-        if !failed.is_empty() {
-            return Err(format!("callgrind runs failed (logs in {}): {}", dir.display(), failed.join("; ")));
-        }
-        let mut ir: BTreeMap<(&str, &str, u64), u64> = BTreeMap::new();
-        for (side, metric, n, log) in keys {
-            let count = collected(&log).ok_or_else(|| format!("no 'Collected :' line in {}", log.display()))?;
-            ir.insert((side, metric, n), count);
-        }
+        let ir = run_callgrind(&dir, jobs)?;
         let per_op = |side: &str, metric: &str| {
             let at = |n| ir.get(&(side, metric, n)).map(|&c| c as f64);
             Some((at(IR_N)? - at(0)?) / IR_N as f64)

@@ -110,6 +110,23 @@ fn run_c(root: &Path, exe: &Path, section: &str) -> Result<Results, String> {
     Ok(results)
 }
 
+/// Runs a CPython script with python3 and parses what it printed: its
+/// `RESULT name key=value...` lines, and its `VERSION x.y.z` line ("?" when
+/// absent).
+fn run_cpython(script: &str) -> Result<(Results, String), String> {
+    let out = output_checked(Command::new("python3").args(["-c", script]))?;
+    let mut py = Results::new();
+    let mut version = String::from("?");
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("RESULT ") {
+            parse_result(rest, &mut py);
+        } else if let Some(v) = line.strip_prefix("VERSION ") {
+            version = v.to_string();
+        }
+    }
+    Ok((py, version))
+}
+
 fn parse_result(rest: &str, results: &mut Results) {
     let mut words = rest.split_whitespace();
     let Some(tag) = words.next() else { return };
@@ -162,16 +179,7 @@ fn pools_vs_cpython(results: &Results) -> Result<(), String> {
     }
     println!("a = [None] * 10**7; baseline; a[i] = i + 1000 for every i (distinct ints);");
     println!("then a[i] = None unless i % 1024 == 0; gc.collect()");
-    let out = output_checked(Command::new("python3").args(["-c", CPYTHON_FRAGMENTED]))?;
-    let mut py = Results::new();
-    let mut version = String::from("?");
-    for line in out.lines() {
-        if let Some(rest) = line.strip_prefix("RESULT ") {
-            parse_result(rest, &mut py);
-        } else if let Some(v) = line.strip_prefix("VERSION ") {
-            version = v.to_string();
-        }
-    }
+    let (py, version) = run_cpython(CPYTHON_FRAGMENTED)?;
     let cpy = py.get("cpython").ok_or("the CPython script printed no RESULT line")?;
     let (c_start, c_built, c_after) = (get(cpy, "start"), get(cpy, "built"), get(cpy, "freed"));
 
@@ -296,16 +304,7 @@ fn objects_vs_cpython(results: &Results) -> Result<(), String> {
         println!("python3 not found: the CPython comparison is skipped");
         return Ok(());
     }
-    let out = output_checked(Command::new("python3").args(["-c", CPYTHON_REFCOUNTS]))?;
-    let mut py = Results::new();
-    let mut version = String::from("?");
-    for line in out.lines() {
-        if let Some(rest) = line.strip_prefix("RESULT ") {
-            parse_result(rest, &mut py);
-        } else if let Some(v) = line.strip_prefix("VERSION ") {
-            version = v.to_string();
-        }
-    }
+    let (py, version) = run_cpython(CPYTHON_REFCOUNTS)?;
     let cpy = py.get("cpython").ok_or("the CPython script printed no RESULT line")?;
     let cpython_col = format!("CPython {version}");
     println!("refcount rows: pymem_refcount + 1 against CPython's sys.getrefcount(x); `is` rows: True/False");
@@ -397,16 +396,7 @@ fn gc_vs_cpython(results: &Results) -> Result<(), String> {
         println!("python3 not found: the CPython comparison is skipped");
         return Ok(());
     }
-    let out = output_checked(Command::new("python3").args(["-c", CPYTHON_GC]))?;
-    let mut py = Results::new();
-    let mut version = String::from("?");
-    for line in out.lines() {
-        if let Some(rest) = line.strip_prefix("RESULT ") {
-            parse_result(rest, &mut py);
-        } else if let Some(v) = line.strip_prefix("VERSION ") {
-            version = v.to_string();
-        }
-    }
+    let (py, version) = run_cpython(CPYTHON_GC)?;
     let cpy = py.get("cpython").ok_or("the CPython script printed no RESULT cpython line")?;
     let c_rss = py.get("cpython_rss").ok_or("the CPython script printed no RESULT cpython_rss line")?;
     let cpython_col = format!("CPython {version}");

@@ -13,6 +13,24 @@ fn blocks(h: &Heap) -> u64 {
     h.alloc.stats().blocks_in_use
 }
 
+/// A ring of `n` lists, each holding the next, with no outside reference:
+/// cyclic garbage of `n` objects.
+fn make_list_ring(h: &mut Heap, n: usize) {
+    let first = h.list_new().unwrap();
+    let mut prev = first;
+    for _ in 1..n {
+        let l = h.list_new().unwrap();
+        h.list_append(prev, l).unwrap();
+        if prev != first {
+            h.decref(prev);
+        }
+        prev = l;
+    }
+    h.list_append(prev, first).unwrap();
+    h.decref(prev);
+    h.decref(first);
+}
+
 #[test]
 fn the_seed_two_objects_referring_to_each_other() {
     let mut h = heap();
@@ -119,20 +137,7 @@ fn a_million_long_cycle_and_a_million_deep_list_need_no_recursion() {
             let mut h = heap();
             let mut gc = Collector::new(Profile::Cpython311);
             let base = blocks(&h);
-            // A ring of 1,000,000 lists.
-            let first = h.list_new().unwrap();
-            let mut prev = first;
-            for _ in 1..1_000_000 {
-                let l = h.list_new().unwrap();
-                h.list_append(prev, l).unwrap();
-                if prev != first {
-                    h.decref(prev);
-                }
-                prev = l;
-            }
-            h.list_append(prev, first).unwrap();
-            h.decref(prev);
-            h.decref(first);
+            make_list_ring(&mut h, 1_000_000);
             assert_eq!(gc.collect_without_host(&mut h, 2), 1_000_000);
             // A list nested 1,000,000 deep whose innermost list holds the outermost.
             let outer = h.list_new().unwrap();
@@ -165,19 +170,7 @@ fn saveall_keeps_a_big_cycle_without_recursion_and_counts_it() {
             let mut gc = Collector::new(Profile::Cpython311);
             gc.debug = gc_generations::debug::SAVEALL;
             let base = blocks(&h);
-            let first = h.list_new().unwrap();
-            let mut prev = first;
-            for _ in 1..200_000 {
-                let l = h.list_new().unwrap();
-                h.list_append(prev, l).unwrap();
-                if prev != first {
-                    h.decref(prev);
-                }
-                prev = l;
-            }
-            h.list_append(prev, first).unwrap();
-            h.decref(prev);
-            h.decref(first);
+            make_list_ring(&mut h, 200_000);
             assert_eq!(gc.collect_without_host(&mut h, 2), 200_000);
             assert_eq!(gc.garbage.len(), 200_000);
             assert!(gc.garbage.iter().all(|&o| h.is_tracked(o) && h.refcount(o) == 2));

@@ -707,10 +707,7 @@ impl Heap {
             // Weak references die with the object — unless a host finalizer
             // is still to run (PEP 442): it may resurrect the object, so
             // CPython clears them only after it (`end_finalize_on_death`).
-            let finalize_due = type_id >= type_ids::FIRST_HOST_TYPE
-                && self.type_info(type_id).hooks.finalize != 0
-                && header(o).flags & flags::FINALIZED == 0;
-            if header(o).flags & flags::HAS_WEAKREFS != 0 && !finalize_due {
+            if header(o).flags & flags::HAS_WEAKREFS != 0 && !self.finalizer_due(o) {
                 self.clear_weakrefs(o);
             }
             match type_id {
@@ -854,16 +851,23 @@ impl Heap {
     /// marked FINALIZED so it is never finalized twice. Returns false when it
     /// needs no finalizer.
     pub fn begin_finalize_on_death(&mut self, o: Obj) -> bool {
-        let hooks = self.type_of(o).hooks();
+        if !self.finalizer_due(o) {
+            return false;
+        }
         // SAFETY: `o` came from `take_pending_host_dealloc`: an allocated
         // instance block.
         let h = unsafe { header(o) };
-        if hooks.finalize == 0 || h.flags & flags::FINALIZED != 0 {
-            return false;
-        }
         h.flags = (h.flags & !flags::DEAD) | flags::FINALIZED;
         h.refcnt = 1;
         true
+    }
+
+    /// Whether `o` is an instance of a host type with a `finalize` that has
+    /// not run on it yet (PEP 442: at most once per object).
+    fn finalizer_due(&self, o: Obj) -> bool {
+        // SAFETY: callers pass an allocated object block (live or dying).
+        let finalized = unsafe { header(o) }.flags & flags::FINALIZED != 0;
+        !finalized && self.type_of(o).hooks().finalize != 0
     }
 
     /// After that `finalize`: drops the caller's reference. If the finalizer

@@ -137,13 +137,20 @@ pub(crate) fn run_collection(rt: &Runtime, generation: usize) -> u64 {
         };
         st.gc.collector.begin(heap, generation, &mut trav)
     });
-    emit_debug_lines(rt, std::mem::take(&mut c.debug_lines));
+    let lines = std::mem::take(&mut c.debug_lines);
+    // Host code from here on (the debug sink, weak reference callbacks,
+    // finalizers) may resurrect garbage: phase 3 looks for it then.
+    let mut host_code_ran = !lines.is_empty();
+    emit_debug_lines(rt, lines);
     // Weak references to the garbage: cleared, then their callbacks run.
-    crate::weakref::handle_weakrefs(rt, &c);
+    host_code_ran |= crate::weakref::handle_weakrefs(rt, &c);
+    if host_code_ran {
+        state(rt).gc.collector.note_host_code_ran(&mut c);
+    }
     // Phase 2: finalizers (PEP 442), each with a reference held.
     let finalize = {
         let st = state(rt);
-        st.gc.collector.finalizers(&mut st.heap, &c)
+        st.gc.collector.finalizers(&mut st.heap, &mut c)
     };
     for o in finalize {
         let hooks = state(rt).heap.type_of(o).hooks();

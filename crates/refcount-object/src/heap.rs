@@ -24,7 +24,7 @@ use crate::object::{
     body, flags, from_gc_links, gc_links, header, type_ids, BoolObj, FloatObj, FunctionObj, GcLinks, InstanceObj,
     IntObj, ListObj, ModuleObj, Obj, ObjHeader, StrObj, TupleObj, IMMORTAL_REFCNT,
 };
-use crate::types::{builtins, HostTypeSpec, TypeInfo};
+use crate::types::{builtins, HostHooks, HostTypeSpec, TypeInfo};
 
 /// Settings of the object layer (CPython 3.11's values by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +123,13 @@ impl GcList {
         out
     }
 
+    /// The objects in the list, in order, without copying them. Walks the
+    /// `next` links only, so a collection may use the `prev` fields of the
+    /// members meanwhile; the list must not be relinked during the walk.
+    pub fn iter(&self) -> GcListIter<'_> {
+        GcListIter { head: &self.head, at: self.head.next, _list: std::marker::PhantomData }
+    }
+
     /// Links `links` at the tail.
     ///
     /// # Safety
@@ -154,6 +161,31 @@ impl GcList {
             self.head.prev = last;
         }
         other.init();
+    }
+}
+
+/// An iterator over a [`GcList`] (see [`GcList::iter`]).
+pub struct GcListIter<'a> {
+    head: *const GcLinks,
+    at: *mut GcLinks,
+    _list: std::marker::PhantomData<&'a GcList>,
+}
+
+impl Iterator for GcListIter<'_> {
+    type Item = Obj;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Obj> {
+        if ptr::eq(self.at, self.head) {
+            return None;
+        }
+        // SAFETY: members of a well-formed list are live containers, and the
+        // list is borrowed, so it is not relinked while we walk it.
+        unsafe {
+            let o = from_gc_links(self.at);
+            self.at = (*self.at).next;
+            Some(o)
+        }
     }
 }
 
@@ -533,6 +565,18 @@ impl Heap {
 
     pub fn type_of(&self, o: Obj) -> &TypeInfo {
         self.type_info(self.type_id(o))
+    }
+
+    /// The host callbacks of `o`'s type (all 0 for built-in types).
+    #[inline(always)]
+    pub fn host_hooks(&self, o: Obj) -> HostHooks {
+        self.types[self.type_id(o) as usize].hooks
+    }
+
+    /// Whether any type of this heap has a `finalize` callback (if none, a
+    /// collection need not look for objects to finalize).
+    pub fn has_finalizer_types(&self) -> bool {
+        self.types.iter().any(|t| t.hooks.finalize != 0)
     }
 
     /// Registers a host type; its handle is its `TypeInfo`'s address, stable

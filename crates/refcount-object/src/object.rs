@@ -65,11 +65,11 @@ pub mod flags {
     pub const INTERNED: u32 = 1 << 4;
     /// A container type: `GcLinks` follow the header.
     pub const GC: u32 = 1 << 5;
-    /// In the set a collection is examining; its `refcnt` field holds the
-    /// collector's `gc_refs` until the collection restores it.
+    /// In the set a collection is scanning; the `prev` field of its links
+    /// holds the collector's `gc_refs` (unless `UNREACHABLE`).
     pub const COLLECTING: u32 = 1 << 6;
-    /// Found reachable by the collection examining it.
-    pub const REACHABLE: u32 = 1 << 7;
+    /// On a collection's tentatively unreachable list.
+    pub const UNREACHABLE: u32 = 1 << 7;
     /// Weak references to it exist (the heap's weakref registry has an
     /// entry for it): its death clears them and queues their callbacks.
     pub const HAS_WEAKREFS: u32 = 1 << 8;

@@ -65,9 +65,10 @@ impl Profile {
 }
 
 /// A host callback that reports the references a host object's payload
-/// holds (its `traverse`), called by the collector for instances of host
-/// types that have one, with the type's hooks.
-pub type HostTraverse<'a> = &'a mut dyn FnMut(Obj, HostHooks, &mut dyn FnMut(Obj));
+/// holds (its `traverse`) by appending them to the vector, called by the
+/// collector for instances of host types that have one, with the type's
+/// hooks. What it reports is not trusted: see [`Traverser`].
+pub type HostTraverse<'a> = &'a mut dyn FnMut(Obj, HostHooks, &mut Vec<Obj>);
 
 /// The collector's state (one per runtime). Generation 0's count lives in
 /// the heap (`heap.gc.count0`), which counts allocations as they happen.
@@ -187,7 +188,8 @@ impl Collector {
         for g in 0..=generation {
             young.append(&mut heap.gc.generations[g]);
         }
-        let (survivors, found) = find_unreachable(heap, &mut young, &mut unreachable, host_traverse);
+        let scope = if generation == 2 { Scope::AllUnfrozen } else { Scope::List };
+        let (survivors, found) = find_unreachable(heap, scope, &mut young, &mut unreachable, host_traverse);
         self.move_survivors_older(heap, generation, &mut young, survivors);
         if self.debug & debug::COLLECTABLE != 0 {
             for o in unreachable.iter() {
@@ -263,7 +265,7 @@ impl Collector {
         // The garbage is scanned as a generation of its own: what is
         // referenced from outside it now survives; the rest is garbage still.
         let mut still_garbage = new_list();
-        let (_, garbage) = find_unreachable(heap, &mut c.unreachable, &mut still_garbage, host_traverse);
+        let (_, garbage) = find_unreachable(heap, Scope::List, &mut c.unreachable, &mut still_garbage, host_traverse);
         let older = (c.generation + 1).min(2);
         heap.gc.generations[older].append(&mut c.unreachable);
         c.unreachable.append(&mut still_garbage);
@@ -338,7 +340,7 @@ impl Collector {
         if self.collecting {
             return 0;
         }
-        let mut no_host = |_: Obj, _: HostHooks, _: &mut dyn FnMut(Obj)| {};
+        let mut no_host = |_: Obj, _: HostHooks, _: &mut Vec<Obj>| {};
         let mut c = self.begin(heap, generation, &mut no_host);
         for o in self.finalizers(heap, &mut c) {
             heap.decref(o);
@@ -358,18 +360,14 @@ impl Collector {
     /// `gc.freeze()`: every tracked object moves to the permanent generation,
     /// which collections ignore.
     pub fn freeze(&mut self, heap: &mut Heap) {
-        for i in 0..3 {
-            let (gens, perm) = (&mut heap.gc.generations, &mut heap.gc.permanent);
-            perm.append(&mut gens[i]);
-        }
+        heap.freeze_generations();
         heap.gc.count0 = 0;
         self.counts = [0; 3];
     }
 
     /// `gc.unfreeze()`: the permanent generation goes back to the oldest.
     pub fn unfreeze(&mut self, heap: &mut Heap) {
-        let (gens, perm) = (&mut heap.gc.generations, &mut heap.gc.permanent);
-        gens[2].append(perm);
+        heap.unfreeze_generations();
     }
 }
 
@@ -392,19 +390,35 @@ fn new_list() -> Box<GcList> {
     list
 }
 
-/// Calls `visit` for every reference `o` holds: its built-in part, and its
-/// payload through the host's `traverse` when its type has one.
-#[inline(always)]
-pub fn traverse<F: FnMut(Obj) + ?Sized>(heap: &Heap, o: Obj, host_traverse: HostTraverse, visit: &mut F) {
-    heap.traverse_builtin(o, visit);
-    let hooks = heap.host_hooks(o);
-    if hooks.traverse != 0 {
-        // A host may report anything: only live objects of this heap count.
-        host_traverse(o, hooks, &mut |child| {
-            if heap.lookup(child.as_ptr() as *const u8).is_some() {
-                visit(child);
+/// Walks the references objects hold: the built-in part of each, and the
+/// payload of a host instance through the host's `traverse`. A host may
+/// report anything, so its children are validated (only live objects of
+/// this heap are visited); they arrive in a buffer reused from object to
+/// object, so each one costs the host one plain call.
+pub struct Traverser<'a> {
+    host: HostTraverse<'a>,
+    children: Vec<Obj>,
+}
+
+impl<'a> Traverser<'a> {
+    pub fn new(host: HostTraverse<'a>) -> Traverser<'a> {
+        Traverser { host, children: Vec::new() }
+    }
+
+    /// Calls `visit` for every reference `o` holds.
+    #[inline(always)]
+    pub fn traverse<F: FnMut(Obj) + ?Sized>(&mut self, heap: &Heap, o: Obj, visit: &mut F) {
+        heap.traverse_builtin(o, visit);
+        let hooks = heap.host_hooks(o);
+        if hooks.traverse != 0 {
+            self.children.clear();
+            (self.host)(o, hooks, &mut self.children);
+            for &child in &self.children {
+                if heap.lookup(child.as_ptr() as *const u8).is_some() {
+                    visit(child);
+                }
             }
-        });
+        }
     }
 }
 
@@ -414,19 +428,49 @@ pub fn traverse<F: FnMut(Obj) + ?Sized>(heap: &Heap, o: Obj, host_traverse: Host
 /// the way, as CPython's `untrack_tuples` does) and how many moved.
 fn find_unreachable(
     heap: &Heap,
+    scope: Scope,
     young: &mut GcList,
     unreachable: &mut GcList,
     host_traverse: HostTraverse,
 ) -> (usize, u64) {
-    update_refs(heap, young);
-    subtract_refs(heap, young, &mut *host_traverse);
-    let survivors = move_unreachable(heap, young, unreachable, host_traverse);
+    let mut tr = Traverser::new(host_traverse);
+    match scope {
+        Scope::List => {
+            update_refs(heap, young);
+            subtract_refs(heap, young, &mut tr);
+        }
+        Scope::AllUnfrozen => update_and_subtract_refs(heap, young, &mut tr),
+    }
+    let survivors = move_unreachable(heap, young, unreachable, &mut tr);
     let mut garbage = 0;
     for o in unreachable.iter() {
         heap.scan_end(o);
         garbage += 1;
     }
     (survivors, garbage)
+}
+
+/// What a scan covers, which decides how its members are told apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The objects of the list given, marked by update_refs before anything
+    /// is subtracted (young generations; the garbage, when looking for
+    /// resurrected objects).
+    List,
+    /// Every tracked object outside the permanent generation, all on the
+    /// list given (a full collection): membership shows in each object's
+    /// flags, so update_refs is folded into subtract_refs.
+    AllUnfrozen,
+}
+
+/// update_refs and subtract_refs in one walk, for a full collection: each
+/// object joins the scan when first seen, as the cursor or as a child (see
+/// `Heap::scan_decrement_full`) — one pass over the objects fewer.
+fn update_and_subtract_refs(heap: &Heap, young: &GcList, tr: &mut Traverser) {
+    for o in young.iter() {
+        heap.scan_join(o);
+        tr.traverse(heap, o, &mut |child| heap.scan_decrement_full(child));
+    }
 }
 
 /// update_refs: `gc_refs = refcount` for every object of `young`.
@@ -439,9 +483,9 @@ fn update_refs(heap: &Heap, young: &GcList) {
 /// subtract_refs: every reference from one object of `young` to another
 /// takes one off its target's `gc_refs`; afterwards `gc_refs` counts only
 /// the references from outside `young`.
-fn subtract_refs(heap: &Heap, young: &GcList, host_traverse: HostTraverse) {
+fn subtract_refs(heap: &Heap, young: &GcList, tr: &mut Traverser) {
     for o in young.iter() {
-        traverse(heap, o, &mut *host_traverse, &mut |child| heap.scan_decrement(child));
+        tr.traverse(heap, o, &mut |child| heap.scan_decrement(child));
     }
 }
 
@@ -455,7 +499,7 @@ fn subtract_refs(heap: &Heap, young: &GcList, host_traverse: HostTraverse) {
 /// The walk follows `next` links only: the `prev` field of an object still
 /// ahead holds its `gc_refs`, and is rebuilt as the walk passes. Objects
 /// on `unreachable` have real links (their `gc_refs` is 0 by definition).
-fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, host_traverse: HostTraverse) -> usize {
+fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, tr: &mut Traverser) -> usize {
     let head: *mut GcLinks = &mut young.head;
     let mut survivors = 0;
     // SAFETY: every link followed belongs to a live container on `young` or
@@ -470,7 +514,7 @@ fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, h
             let o = from_gc_links(at);
             let reachable = matches!(heap.scan_state(o), ScanState::Pending(refs) if refs > 0);
             if reachable {
-                traverse(heap, o, &mut *host_traverse, &mut |child| match heap.scan_state(child) {
+                tr.traverse(heap, o, &mut |child| match heap.scan_state(child) {
                     ScanState::Pending(0) => heap.scan_set_refs(child, 1),
                     ScanState::Unreachable => {
                         let l = heap.links(child);

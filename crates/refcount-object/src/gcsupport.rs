@@ -142,6 +142,66 @@ impl Heap {
         }
     }
 
+    /// update_refs on first sight, for a full collection (see
+    /// [`Heap::scan_decrement_full`]): `o` joins the scan unless it already
+    /// did.
+    #[inline(always)]
+    pub fn scan_join(&self, o: Obj) {
+        // SAFETY: `o` is a live tracked container (on the list being scanned).
+        if unsafe { header(o) }.flags & flags::COLLECTING == 0 {
+            self.scan_begin(o);
+        }
+    }
+
+    /// subtract_refs for one reference to `o`, in a full collection, where
+    /// the scanned set is every tracked object outside the permanent
+    /// generation (all generations are on the list being scanned): a member
+    /// not seen yet joins the scan first (its `gc_refs` = its count). So a
+    /// full collection needs no update_refs walk of its own.
+    #[inline(always)]
+    pub fn scan_decrement_full(&self, o: Obj) {
+        // SAFETY: `o` is a live object (built-in children, or host children
+        // validated by the caller); a tracked, unfrozen one is on the list
+        // being scanned, so its `prev` field may hold `gc_refs`.
+        unsafe {
+            let h = header(o);
+            let f = h.flags;
+            if f & (flags::TRACKED | flags::FROZEN) != flags::TRACKED {
+                return;
+            }
+            let l = gc_links(o);
+            let refs = if f & flags::COLLECTING == 0 {
+                h.flags = f | flags::COLLECTING;
+                h.refcnt
+            } else {
+                (*l).prev as usize
+            };
+            (*l).prev = refs.saturating_sub(1) as *mut GcLinks;
+        }
+    }
+
+    /// `gc.freeze()`: every tracked object moves to the permanent generation.
+    pub fn freeze_generations(&mut self) {
+        for g in 0..3 {
+            for o in self.gc.generations[g].iter() {
+                // SAFETY: members of a generation list are live containers.
+                unsafe { header(o) }.flags |= flags::FROZEN;
+            }
+            let (gens, perm) = (&mut self.gc.generations, &mut self.gc.permanent);
+            perm.append(&mut gens[g]);
+        }
+    }
+
+    /// `gc.unfreeze()`: the permanent generation goes back to the oldest.
+    pub fn unfreeze_generations(&mut self) {
+        for o in self.gc.permanent.iter() {
+            // SAFETY: members of the permanent list are live containers.
+            unsafe { header(o) }.flags &= !flags::FROZEN;
+        }
+        let (gens, perm) = (&mut self.gc.generations, &mut self.gc.permanent);
+        gens[2].append(perm);
+    }
+
     /// Where `o` stands in the scan (any live object may be asked).
     #[inline(always)]
     pub fn scan_state(&self, o: Obj) -> ScanState {

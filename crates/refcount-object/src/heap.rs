@@ -670,7 +670,7 @@ impl Heap {
             if h.flags & flags::TRACKED == 0 {
                 return;
             }
-            h.flags &= !flags::TRACKED;
+            h.flags &= !(flags::TRACKED | flags::FROZEN);
             gc_unlink(gc_links(o));
         }
     }

@@ -73,6 +73,10 @@ pub mod flags {
     /// Weak references to it exist (the heap's weakref registry has an
     /// entry for it): its death clears them and queues their callbacks.
     pub const HAS_WEAKREFS: u32 = 1 << 8;
+    /// In the permanent generation (`gc.freeze()`): tracked, but outside
+    /// every collection. A full collection tells the objects it scans by
+    /// `TRACKED` without `FROZEN`.
+    pub const FROZEN: u32 = 1 << 9;
 }
 
 /// Type ids of the built-in types; host types follow from `FIRST_HOST_TYPE`.

@@ -106,7 +106,8 @@ static slots *payload(obj *o) {
 
 /* userdata: the number of references in the payload (1 or 2). The
    payload is at its fixed offset (PYMEM_INSTANCE_PAYLOAD_OFFSET), as a
-   host's hot traverse reaches it without a call. */
+   host's hot traverse and clear reach it without a call (as CPython's
+   slot members sit at fixed offsets). */
 static int slots_traverse(obj *self, pymem_visit_fn visit, void *arg, void *userdata) {
     size_t n = (size_t)(uintptr_t)userdata;
     slots *s = (slots *)(void *)((char *)self + PYMEM_INSTANCE_PAYLOAD_OFFSET);
@@ -122,9 +123,7 @@ static int slots_traverse(obj *self, pymem_visit_fn visit, void *arg, void *user
 static void slots_clear(pymem_runtime *r, obj *self, void *userdata) {
     size_t n = (size_t)(uintptr_t)userdata;
     clears++;
-    void *p = NULL;
-    if (pymem_instance_payload(r, self, &p) != PYMEM_OK) fail("pymem_instance_payload in clear");
-    slots *s = p;
+    slots *s = (slots *)(void *)((char *)self + PYMEM_INSTANCE_PAYLOAD_OFFSET);
     for (size_t i = 0; i < n; i++) {
         obj *child = s->ref[i];
         s->ref[i] = NULL;

@@ -264,6 +264,9 @@ impl Collector {
         }
         // The garbage is scanned as a generation of its own: what is
         // referenced from outside it now survives; the rest is garbage still.
+        for o in c.unreachable.iter() {
+            heap.scan_end(o);
+        }
         let mut still_garbage = new_list();
         let (_, garbage) = find_unreachable(heap, Scope::List, &mut c.unreachable, &mut still_garbage, host_traverse);
         let older = (c.generation + 1).min(2);
@@ -374,6 +377,7 @@ impl Collector {
 /// Moves a tracked container from whatever list holds it to the tail of
 /// generation `i`.
 fn move_to_generation(heap: &mut Heap, o: Obj, i: usize) {
+    heap.scan_end(o); // the garbage's scan marks (see `find_unreachable`)
     let links = heap.links(o);
     // SAFETY: `o` is tracked, so its links are on a well-formed list; the
     // generation lists live in the boxed heap and never move.
@@ -426,6 +430,11 @@ impl<'a> Traverser<'a> {
 /// `unreachable`, by CPython's three phases; returns how many stay on
 /// `young` (the reachable ones; tuples of untracked items are untracked on
 /// the way, as CPython's `untrack_tuples` does) and how many moved.
+///
+/// The objects moved keep their scan marks (`COLLECTING`, `UNREACHABLE`)
+/// while they stay on `unreachable` — a walk over the garbage saved: every
+/// way off that list takes them off (`move_to_generation`, `untrack` when
+/// an object dies, `check_resurrection` before it scans the garbage again).
 fn find_unreachable(
     heap: &Heap,
     scope: Scope,
@@ -441,13 +450,7 @@ fn find_unreachable(
         }
         Scope::AllUnfrozen => update_and_subtract_refs(heap, young, &mut tr),
     }
-    let survivors = move_unreachable(heap, young, unreachable, &mut tr);
-    let mut garbage = 0;
-    for o in unreachable.iter() {
-        heap.scan_end(o);
-        garbage += 1;
-    }
-    (survivors, garbage)
+    move_unreachable(heap, young, unreachable, &mut tr)
 }
 
 /// What a scan covers, which decides how its members are told apart.
@@ -495,13 +498,14 @@ fn subtract_refs(heap: &Heap, young: &GcList, tr: &mut Traverser) {
 /// back to the tail of `young` (so the walk reaches them). An object with
 /// `gc_refs == 0` when the walk reaches it moves to `unreachable`,
 /// tentatively. When the walk ends, `unreachable` holds exactly the garbage.
+/// Returns (survivors, garbage).
 ///
 /// The walk follows `next` links only: the `prev` field of an object still
 /// ahead holds its `gc_refs`, and is rebuilt as the walk passes. Objects
 /// on `unreachable` have real links (their `gc_refs` is 0 by definition).
-fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, tr: &mut Traverser) -> usize {
+fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, tr: &mut Traverser) -> (usize, u64) {
     let head: *mut GcLinks = &mut young.head;
-    let mut survivors = 0;
+    let (mut survivors, mut garbage) = (0, 0);
     // SAFETY: every link followed belongs to a live container on `young` or
     // `unreachable` (both well formed apart from the `prev` fields of the
     // objects ahead of the walk, which are only read as `gc_refs`); the
@@ -520,6 +524,7 @@ fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, t
                         let l = heap.links(child);
                         gc_unlink(l);
                         heap.scan_unmark_unreachable(child);
+                        garbage -= 1;
                         let last = (*head).prev;
                         (*last).next = l;
                         (*l).next = head;
@@ -541,10 +546,11 @@ fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, t
                 (*prev).next = (*at).next;
                 heap.scan_mark_unreachable(o);
                 unreachable.push_back(at);
+                garbage += 1;
             }
             at = (*prev).next;
         }
         (*head).prev = prev;
     }
-    survivors
+    (survivors, garbage)
 }

@@ -180,6 +180,36 @@ impl Heap {
         }
     }
 
+    /// Asserts the collector's invariants between collections (tests call
+    /// it after each one): every member of a generation list is a tracked
+    /// container with well-formed links and no scan mark left; `FROZEN`
+    /// exactly on the permanent generation's members.
+    pub fn check_gc_invariants(&self) {
+        let lists = self.gc.generations.iter().map(|g| (g, false)).chain([(&self.gc.permanent, true)]);
+        for (list, frozen) in lists {
+            let mut l: *const GcLinks = &list.head;
+            loop {
+                // SAFETY: a well-formed list's links belong to its sentinel or
+                // to live containers (what this function checks).
+                let next = unsafe { (*l).next };
+                assert!(!next.is_null(), "a generation list is broken");
+                // SAFETY: as above.
+                assert!(std::ptr::eq(unsafe { (*next).prev }, l), "a prev link is wrong");
+                if std::ptr::eq(next, &list.head) {
+                    break;
+                }
+                // SAFETY: `next` is a member's links.
+                let o = unsafe { crate::object::from_gc_links(next) };
+                // SAFETY: members are live containers.
+                let f = unsafe { header(o) }.flags;
+                assert_eq!(f & (flags::GC | flags::TRACKED), flags::GC | flags::TRACKED, "a member is not tracked");
+                assert_eq!(f & (flags::COLLECTING | flags::UNREACHABLE), 0, "a scan mark was left");
+                assert_eq!(f & flags::FROZEN != 0, frozen, "FROZEN disagrees with the permanent generation");
+                l = next;
+            }
+        }
+    }
+
     /// `gc.freeze()`: every tracked object moves to the permanent generation.
     pub fn freeze_generations(&mut self) {
         for g in 0..3 {

@@ -670,7 +670,9 @@ impl Heap {
             if h.flags & flags::TRACKED == 0 {
                 return;
             }
-            h.flags &= !(flags::TRACKED | flags::FROZEN);
+            // The scan marks go too: the garbage of a collection keeps them
+            // until it leaves the collection's list (see the collector).
+            h.flags &= !(flags::TRACKED | flags::FROZEN | flags::COLLECTING | flags::UNREACHABLE);
             gc_unlink(gc_links(o));
         }
     }

@@ -61,6 +61,10 @@ impl Heap {
     /// mutable containers of its cycle). What this frees is freed at once,
     /// iteratively.
     pub fn clear_builtin(&mut self, o: Obj) {
+        if self.type_id(o) >= type_ids::FIRST_HOST_TYPE {
+            self.instance_clear_values(o);
+            return;
+        }
         // The references dropped are gathered first (nothing may be freed
         // while the container is being emptied); the buffer is reused.
         let mut dropped = std::mem::take(&mut self.clear_buffer);
@@ -81,7 +85,6 @@ impl Heap {
                     self.dict_clear(dict, &mut dropped);
                 }
             }
-            id if id >= type_ids::FIRST_HOST_TYPE => self.instance_clear_values(o, &mut dropped),
             _ => {}
         }
         for c in dropped.drain(..) {

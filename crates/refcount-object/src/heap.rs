@@ -862,7 +862,7 @@ impl Heap {
         // SAFETY: contract.
         unsafe {
             let inst = body::<InstanceObj>(o);
-            let (values, n) = (inst.values, inst.nvalues);
+            let (values, n, own_block) = (inst.values, inst.nvalues as usize, inst.values_in_own_block());
             inst.values = ptr::null_mut();
             inst.nvalues = 0;
             for i in 0..n {
@@ -870,7 +870,7 @@ impl Heap {
                     self.release_child(v);
                 }
             }
-            if !values.is_null() {
+            if own_block {
                 let _ = self.alloc.free_kind(values as *mut u8, BlockKind::Internal);
             }
             self.free_block(o);

@@ -227,6 +227,7 @@ impl Heap {
         let type_id = self.type_id(o);
         let slot = match self.type_info(type_id).key_index.get(name) {
             Some(&slot) => slot,
+            None if self.type_info(type_id).fixed_slots => return Err(self.no_attribute(o, name)),
             None => {
                 let key = self.str_intern(name)?;
                 let t = self.type_info_mut(type_id);

@@ -586,7 +586,32 @@ impl Heap {
             return Err(ObjError::InvalidArgument("a type needs a non-empty name without NUL bytes".into()));
         }
         let id = u32::try_from(self.types.len()).map_err(|_| ObjError::InvalidArgument("too many types".into()))?;
-        self.types.push(Box::new(TypeInfo::host(id, spec)));
+        let mut seen = hashbrown::HashSet::new();
+        for slot in &spec.slots {
+            if slot.is_empty() || slot.as_bytes().contains(&0) {
+                return Err(ObjError::InvalidArgument("a slot needs a non-empty name without NUL bytes".into()));
+            }
+            if !seen.insert(slot.as_str()) {
+                return Err(ObjError::InvalidArgument(format!("slot name '{slot}' appears twice")));
+            }
+        }
+        let mut t = TypeInfo::host(id, spec);
+        // The slots are the type's first keys: every instance has them inline.
+        for slot in &spec.slots {
+            match self.str_intern(slot.as_bytes()) {
+                Ok(key) => {
+                    t.key_index.insert(slot.as_bytes().into(), t.keys.len());
+                    t.keys.push(key);
+                }
+                Err(e) => {
+                    for key in t.keys.drain(..) {
+                        self.decref(key);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.types.push(Box::new(t));
         Ok(&*self.types[id as usize] as *const TypeInfo)
     }
 

@@ -1225,8 +1225,12 @@ mod lifetime {
 fn instances_of_types_with_callbacks_are_not_copied() {
     use refcount_object::HostHooks;
     let mut h = heap();
-    let spec =
-        HostTypeSpec { name: "Node".into(), payload_size: 8, hooks: HostHooks { clear: 1, ..Default::default() } };
+    let spec = HostTypeSpec {
+        name: "Node".into(),
+        payload_size: 8,
+        hooks: HostHooks { clear: 1, ..Default::default() },
+        ..Default::default()
+    };
     let t = h.type_new(&spec).unwrap();
     let id = h.check_type(t).unwrap();
     let node = h.instance_new(id).unwrap();

@@ -9,8 +9,10 @@
 //! finalizers: objects with a host `finalize` not yet FINALIZED (PEP 442)
 //! (facade)    runs them, with a reference held
 //! check_resurrection: what a finalizer made reachable again survives
-//! delete:     next_garbage → (facade) clear: built-in part + host `clear`
-//!             → after_clear: still alive? it moves to the older generation
+//! delete:     delete_without_host: no host callbacks involved? one sweep;
+//!             else next_garbage → (facade) clear: built-in part + host
+//!             `clear` → after_clear: still alive? it moves to the older
+//!             generation
 //! finish:     statistics; a full collection empties the free lists
 //! ```
 //! The facade drives the phases because some run host code, which must run
@@ -102,6 +104,9 @@ pub struct Collection {
     /// weak reference callback, the debug sink): only then can something
     /// have been resurrected, and `check_resurrection` has work to do.
     host_code_ran: bool,
+    /// Whether deleting the garbage may run host code (some object's type
+    /// has host callbacks): then it is cleared object by object.
+    host_garbage: bool,
     started: Instant,
     /// Lines for DEBUG_STATS / DEBUG_COLLECTABLE.
     pub debug_lines: Vec<String>,
@@ -166,7 +171,7 @@ impl Collector {
         debug_assert!(!self.collecting && generation < 3);
         self.collecting = true;
         let started = Instant::now();
-        let mut unreachable = new_list();
+        let unreachable = new_list();
         let mut debug_lines = Vec::new();
         if self.debug & debug::STATS != 0 {
             debug_lines.push(format!("gc: collecting generation {generation}..."));
@@ -184,25 +189,26 @@ impl Collector {
         }
         // The generations collected are spliced onto one list, scanned in
         // place: survivors stay on it, the garbage moves to `unreachable`.
-        let mut young = new_list();
+        let young = new_list();
         for g in 0..=generation {
-            young.append(&mut heap.gc.generations[g]);
+            young.append(&heap.gc.generations[g]);
         }
         let scope = if generation == 2 { Scope::AllUnfrozen } else { Scope::List };
-        let (survivors, found) = find_unreachable(heap, scope, &mut young, &mut unreachable, host_traverse);
-        self.move_survivors_older(heap, generation, &mut young, survivors);
+        let f = find_unreachable(heap, scope, &young, &unreachable, host_traverse);
+        let (found, host_garbage) = (f.garbage, f.host_garbage);
+        self.move_survivors_older(heap, generation, &young, f.survivors);
         if self.debug & debug::COLLECTABLE != 0 {
             for o in unreachable.iter() {
                 debug_lines.push(format!("gc: collectable <{} {:#x}>", heap.type_of(o).name(), o.as_ptr() as usize));
             }
         }
-        Collection { generation, unreachable, found, host_code_ran: false, started, debug_lines }
+        Collection { generation, unreachable, found, host_code_ran: false, host_garbage, started, debug_lines }
     }
 
     /// The survivors of a collection of `generation` (the `survivors`
     /// objects left on `young`) join generation `generation + 1`
     /// (generation 2's stay); bookkeeping for the full-collection rule.
-    fn move_survivors_older(&mut self, heap: &mut Heap, generation: usize, young: &mut GcList, survivors: usize) {
+    fn move_survivors_older(&mut self, heap: &mut Heap, generation: usize, young: &GcList, survivors: usize) {
         let older = (generation + 1).min(2);
         heap.gc.generations[older].append(young);
         if generation == 1 {
@@ -267,19 +273,33 @@ impl Collector {
         for o in c.unreachable.iter() {
             heap.scan_end(o);
         }
-        let mut still_garbage = new_list();
-        let (_, garbage) = find_unreachable(heap, Scope::List, &mut c.unreachable, &mut still_garbage, host_traverse);
+        let still_garbage = new_list();
+        let f = find_unreachable(heap, Scope::List, &c.unreachable, &still_garbage, host_traverse);
         let older = (c.generation + 1).min(2);
-        heap.gc.generations[older].append(&mut c.unreachable);
-        c.unreachable.append(&mut still_garbage);
+        heap.gc.generations[older].append(&c.unreachable);
+        c.unreachable.append(&still_garbage);
         // As CPython 3.11 (`m += gc_list_size(&final_unreachable)`): what a
         // finalizer resurrected, or freed by breaking its cycle, is not
         // counted as collected.
-        c.found = garbage;
+        c.found = f.garbage;
+        c.host_garbage = f.host_garbage;
     }
 
     // ------------------------------------------------------------------
     // phase 4: delete
+
+    /// delete, in one sweep when it can: with DEBUG_SAVEALL off and no
+    /// garbage object whose type has host callbacks, the garbage is freed by
+    /// `Heap::free_garbage` (the outcome of clearing each object, without
+    /// the per-object round trips). Returns false when the caller must
+    /// clear object by object instead (`next_garbage`).
+    pub fn delete_without_host(&mut self, heap: &mut Heap, c: &mut Collection) -> bool {
+        if self.debug & debug::SAVEALL != 0 || c.host_garbage {
+            return false;
+        }
+        heap.free_garbage(&c.unreachable);
+        true
+    }
 
     /// The next garbage object to clear, with a new reference the caller
     /// drops after `after_clear`; `None` when the garbage is gone. With
@@ -349,6 +369,9 @@ impl Collector {
             heap.decref(o);
         }
         self.check_resurrection(heap, &mut c, &mut no_host);
+        if self.delete_without_host(heap, &mut c) {
+            return self.finish(heap, c).0;
+        }
         while let Some(o) = self.next_garbage(heap, &mut c) {
             heap.clear_builtin(o);
             self.after_clear(heap, &mut c, o);
@@ -389,7 +412,7 @@ fn move_to_generation(heap: &mut Heap, o: Obj, i: usize) {
 
 /// An empty list at a fixed address (its sentinel points at itself).
 fn new_list() -> Box<GcList> {
-    let mut list = Box::new(GcList::new());
+    let list = Box::new(GcList::new());
     list.init();
     list
 }
@@ -429,7 +452,8 @@ impl<'a> Traverser<'a> {
 /// Moves the objects of `young` that nothing outside `young` reaches to
 /// `unreachable`, by CPython's three phases; returns how many stay on
 /// `young` (the reachable ones; tuples of untracked items are untracked on
-/// the way, as CPython's `untrack_tuples` does) and how many moved.
+/// the way, as CPython's `untrack_tuples` does), how many moved, and
+/// whether deleting them may run host code.
 ///
 /// The objects moved keep their scan marks (`COLLECTING`, `UNREACHABLE`)
 /// while they stay on `unreachable` — a walk over the garbage saved: every
@@ -438,10 +462,10 @@ impl<'a> Traverser<'a> {
 fn find_unreachable(
     heap: &Heap,
     scope: Scope,
-    young: &mut GcList,
-    unreachable: &mut GcList,
+    young: &GcList,
+    unreachable: &GcList,
     host_traverse: HostTraverse,
-) -> (usize, u64) {
+) -> Found {
     let mut tr = Traverser::new(host_traverse);
     match scope {
         Scope::List => {
@@ -451,6 +475,17 @@ fn find_unreachable(
         Scope::AllUnfrozen => update_and_subtract_refs(heap, young, &mut tr),
     }
     move_unreachable(heap, young, unreachable, &mut tr)
+}
+
+/// What a scan found.
+struct Found {
+    /// Objects left on the scanned list (reachable).
+    survivors: usize,
+    /// Objects moved to the unreachable list.
+    garbage: u64,
+    /// Whether some object moved there has a type with host callbacks
+    /// (conservative: one moved back later still counts).
+    host_garbage: bool,
 }
 
 /// What a scan covers, which decides how its members are told apart.
@@ -498,14 +533,13 @@ fn subtract_refs(heap: &Heap, young: &GcList, tr: &mut Traverser) {
 /// back to the tail of `young` (so the walk reaches them). An object with
 /// `gc_refs == 0` when the walk reaches it moves to `unreachable`,
 /// tentatively. When the walk ends, `unreachable` holds exactly the garbage.
-/// Returns (survivors, garbage).
 ///
 /// The walk follows `next` links only: the `prev` field of an object still
 /// ahead holds its `gc_refs`, and is rebuilt as the walk passes. Objects
 /// on `unreachable` have real links (their `gc_refs` is 0 by definition).
-fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, tr: &mut Traverser) -> (usize, u64) {
-    let head: *mut GcLinks = &mut young.head;
-    let (mut survivors, mut garbage) = (0, 0);
+fn move_unreachable(heap: &Heap, young: &GcList, unreachable: &GcList, tr: &mut Traverser) -> Found {
+    let head: *mut GcLinks = young.sentinel();
+    let (mut survivors, mut garbage, mut host_garbage) = (0, 0, false);
     // SAFETY: every link followed belongs to a live container on `young` or
     // `unreachable` (both well formed apart from the `prev` fields of the
     // objects ahead of the walk, which are only read as `gc_refs`); the
@@ -547,10 +581,11 @@ fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, t
                 heap.scan_mark_unreachable(o);
                 unreachable.push_back(at);
                 garbage += 1;
+                host_garbage |= heap.has_host_callbacks(o);
             }
             at = (*prev).next;
         }
         (*head).prev = prev;
     }
-    (survivors, garbage)
+    Found { survivors, garbage, host_garbage }
 }

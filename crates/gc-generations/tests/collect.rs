@@ -3,7 +3,7 @@
 
 use gc_generations::{Collector, Profile};
 use obmalloc::{Allocator, Config};
-use refcount_object::{Heap, HeapConfig, Obj};
+use refcount_object::{Heap, HeapConfig, HostTypeSpec, Obj};
 
 fn heap() -> Box<Heap> {
     Heap::new(Allocator::new(Config::default()), HeapConfig::default()).unwrap()
@@ -50,6 +50,59 @@ fn the_seed_two_objects_referring_to_each_other() {
     assert_eq!(blocks(&h), base, "allocator bytes back to the baseline");
     assert_eq!(gc.stats[2].collections, 1);
     assert_eq!(gc.stats[2].collected, 2);
+}
+
+#[test]
+fn the_sweep_frees_every_kind_of_container_and_releases_what_lives_on() {
+    // One garbage structure with every built-in container kind (a tuple in
+    // a cycle through a list, a dict, a module and a function through their
+    // attribute dicts, an instance whose values outgrew their inline slots)
+    // and references out of the garbage to objects that live on: the sweep
+    // frees exactly the garbage and drops each outside reference once.
+    let mut h = heap();
+    let mut gc = Collector::new(Profile::Cpython311);
+    let t = h.type_new(&HostTypeSpec { name: "Bag".into(), ..Default::default() }).unwrap();
+    let bag = h.check_type(t).unwrap();
+    let keep = h.list_new().unwrap(); // lives on
+    let text = h.str_new(b"a str that is not interned").unwrap(); // lives on
+    h.clear_free_lists();
+    let base = blocks(&h);
+    let list = h.list_new().unwrap();
+    let tuple = h.tuple_new(&[list, keep, text]).unwrap();
+    h.list_append(list, tuple).unwrap();
+    let dict = h.dict_new().unwrap();
+    h.dict_set(dict, text, list).unwrap();
+    h.list_append(list, dict).unwrap();
+    let module = h.module_new(b"m").unwrap();
+    h.setattr(module, b"back", list).unwrap();
+    h.list_append(list, module).unwrap();
+    let function = h.function_new(b"f", 0, 0).unwrap();
+    h.setattr(function, b"back", module).unwrap();
+    h.setattr(module, b"f", function).unwrap();
+    let inst = h.instance_new(bag).unwrap();
+    for name in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+        h.setattr(inst, name, keep).unwrap(); // past the inline slots: a block of its own
+    }
+    h.setattr(inst, b"back", list).unwrap();
+    h.list_append(list, inst).unwrap();
+    for o in [list, tuple, dict, module, function, inst] {
+        h.decref(o);
+    }
+    assert_eq!(h.refcount(keep), 1 + 1 + 5, "ours, the tuple's, the instance's five");
+    assert_eq!(h.refcount(text), 1 + 2, "ours, the tuple's, the dict's key");
+    // Six, and the attribute dicts of the module and the function.
+    assert_eq!(gc.collect_without_host(&mut h, 2), 8);
+    h.check_gc_invariants();
+    h.alloc.check_invariants();
+    assert_eq!(h.refcount(keep), 1, "each reference from the garbage dropped once");
+    assert_eq!(h.refcount(text), 1);
+    h.clear_free_lists();
+    // The type keeps its attribute names: "back" (the one-letter ones are
+    // immortal singletons).
+    let names = 1;
+    assert_eq!(blocks(&h), base + names, "the garbage is gone, nothing else");
+    h.decref(keep);
+    h.decref(text);
 }
 
 #[test]

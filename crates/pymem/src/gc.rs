@@ -163,11 +163,33 @@ pub(crate) fn run_collection(rt: &Runtime, generation: usize) -> u64 {
         let heap = &mut *st.heap;
         st.gc.collector.check_resurrection(heap, &mut c, &mut host_traverse);
     });
-    // Phase 4: clear each garbage object (built-in part, then host clear).
+    // Phase 4: the garbage in one sweep when no host code is involved, or
+    // each object cleared (built-in part, then host clear).
+    let swept = {
+        let st = state(rt);
+        st.gc.collector.delete_without_host(&mut st.heap, &mut c)
+    };
+    if !swept {
+        clear_one_by_one(rt, &mut c);
+    }
+    let st = state(rt);
+    let (found, elapsed, lines) = st.gc.collector.finish(&mut st.heap, c);
+    emit_debug_lines(rt, lines);
+    let duration_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    notify_callbacks(rt, c"stop", GcInfo { generation: gen_i32, collected: found, uncollectable: 0, duration_ns });
+    state(rt).gc.running = false;
+    found
+}
+
+/// Phase 4 object by object: each garbage object gets its built-in part
+/// cleared and the host `clear` (refcount calls only), with a reference
+/// held; the cycles fall apart by reference counting.
+fn clear_one_by_one(rt: &Runtime, c: &mut gc_generations::Collection) {
+    let rt_ptr = rt as *const Runtime as *mut Runtime;
     loop {
         let next = {
             let st = state(rt);
-            st.gc.collector.next_garbage(&mut st.heap, &mut c)
+            st.gc.collector.next_garbage(&mut st.heap, c)
         };
         let Some(o) = next else { break };
         let hooks = {
@@ -185,16 +207,9 @@ pub(crate) fn run_collection(rt: &Runtime, generation: usize) -> u64 {
             });
         }
         let st = state(rt);
-        st.gc.collector.after_clear(&mut st.heap, &mut c, o);
+        st.gc.collector.after_clear(&mut st.heap, c, o);
         st.heap.decref(o);
     }
-    let st = state(rt);
-    let (found, elapsed, lines) = st.gc.collector.finish(&mut st.heap, c);
-    emit_debug_lines(rt, lines);
-    let duration_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    notify_callbacks(rt, c"stop", GcInfo { generation: gen_i32, collected: found, uncollectable: 0, duration_ns });
-    state(rt).gc.running = false;
-    found
 }
 
 /// Runs an automatic collection if one is due and allowed: called by

@@ -64,9 +64,17 @@ impl Default for HeapConfig {
 }
 
 /// A circular doubly linked list of tracked containers, with a sentinel.
+///
+/// The members' links point at the sentinel, and unlinking a member
+/// (`gc_unlink`, through those pointers) writes to it: so the sentinel lives
+/// in an `UnsafeCell` and every method takes `&self`, like a `Cell`. A
+/// `&GcList` therefore promises nothing about the list staying the same
+/// across a call that may unlink one of its members — which is exactly how
+/// the collector uses it (an `&mut GcList` held across such a call would
+/// let the compiler assume the sentinel unchanged).
 #[derive(Default)]
 pub struct GcList {
-    pub head: GcLinks,
+    head: std::cell::UnsafeCell<GcLinks>,
 }
 
 impl GcList {
@@ -75,90 +83,93 @@ impl GcList {
         GcList::default()
     }
 
+    /// The sentinel's links (its address is the list's identity).
+    #[inline(always)]
+    pub fn sentinel(&self) -> *mut GcLinks {
+        self.head.get()
+    }
+
     /// Makes the list empty; the sentinel points at itself, so the list must
     /// not move afterwards (box it).
-    pub fn init(&mut self) {
-        let me: *mut GcLinks = &mut self.head;
-        self.head.next = me;
-        self.head.prev = me;
+    pub fn init(&self) {
+        let me = self.sentinel();
+        // SAFETY: the sentinel is ours; no member links to it any more.
+        unsafe {
+            (*me).next = me;
+            (*me).prev = me;
+        }
+    }
+
+    /// The first member's links (the sentinel's when empty).
+    #[inline(always)]
+    fn first_links(&self) -> *mut GcLinks {
+        // SAFETY: the sentinel is valid while the list lives.
+        unsafe { (*self.sentinel()).next }
     }
 
     /// The number of objects on the list (O(n)).
     pub fn len(&self) -> usize {
-        let mut n = 0;
-        let mut l = self.head.next;
-        while !ptr::eq(l, &self.head) {
-            n += 1;
-            // SAFETY: members of a well-formed list.
-            l = unsafe { (*l).next };
-        }
-        n
+        self.iter().count()
     }
 
     /// The first object, if any.
+    #[inline(always)]
     pub fn first(&self) -> Option<Obj> {
         if self.is_empty() {
             None
         } else {
             // SAFETY: a member's links belong to a live container.
-            Some(unsafe { from_gc_links(self.head.next) })
+            Some(unsafe { from_gc_links(self.first_links()) })
         }
     }
 
+    #[inline(always)]
     pub fn is_empty(&self) -> bool {
-        ptr::eq(self.head.next, &self.head)
+        ptr::eq(self.first_links(), self.sentinel())
     }
 
     /// The objects in the list, in order.
     pub fn objects(&self) -> Vec<Obj> {
-        let mut out = Vec::new();
-        let mut l = self.head.next;
-        while !ptr::eq(l, &self.head) {
-            // SAFETY: members of a generation list are live containers.
-            unsafe {
-                out.push(from_gc_links(l));
-                l = (*l).next;
-            }
-        }
-        out
+        self.iter().collect()
     }
 
     /// The objects in the list, in order, without copying them. Walks the
     /// `next` links only, so a collection may use the `prev` fields of the
     /// members meanwhile; the list must not be relinked during the walk.
     pub fn iter(&self) -> GcListIter<'_> {
-        GcListIter { head: &self.head, at: self.head.next, _list: std::marker::PhantomData }
+        GcListIter { head: self.sentinel(), at: self.first_links(), _list: std::marker::PhantomData }
     }
 
     /// Links `links` at the tail.
     ///
     /// # Safety
     /// `links` belong to a live container on no list.
-    pub unsafe fn push_back(&mut self, links: *mut GcLinks) {
-        let me: *mut GcLinks = &mut self.head;
+    #[inline(always)]
+    pub unsafe fn push_back(&self, links: *mut GcLinks) {
+        let me = self.sentinel();
         // SAFETY: contract; the sentinel and its neighbours are live.
         unsafe {
-            (*links).prev = self.head.prev;
+            (*links).prev = (*me).prev;
             (*links).next = me;
-            (*self.head.prev).next = links;
-            self.head.prev = links;
+            (*(*me).prev).next = links;
+            (*me).prev = links;
         }
     }
 
     /// Moves every member of `other` to the tail of this list.
-    pub fn append(&mut self, other: &mut GcList) {
-        if other.is_empty() {
+    pub fn append(&self, other: &GcList) {
+        if other.is_empty() || ptr::eq(self, other) {
             return;
         }
-        let me: *mut GcLinks = &mut self.head;
+        let (me, them) = (self.sentinel(), other.sentinel());
         // SAFETY: both lists are well formed; the splice keeps them so.
         unsafe {
-            let first = other.head.next;
-            let last = other.head.prev;
-            (*first).prev = self.head.prev;
-            (*self.head.prev).next = first;
+            let first = (*them).next;
+            let last = (*them).prev;
+            (*first).prev = (*me).prev;
+            (*(*me).prev).next = first;
             (*last).next = me;
-            self.head.prev = last;
+            (*me).prev = last;
         }
         other.init();
     }
@@ -166,7 +177,7 @@ impl GcList {
 
 /// An iterator over a [`GcList`] (see [`GcList::iter`]).
 pub struct GcListIter<'a> {
-    head: *const GcLinks,
+    head: *mut GcLinks,
     at: *mut GcLinks,
     _list: std::marker::PhantomData<&'a GcList>,
 }
@@ -340,12 +351,8 @@ impl Heap {
             one_char_strs: Vec::new(),
             interned: HashMap::new(),
             gc: GcState {
-                generations: [
-                    GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
-                    GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
-                    GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
-                ],
-                permanent: GcList { head: GcLinks { next: ptr::null_mut(), prev: ptr::null_mut() } },
+                generations: [GcList::new(), GcList::new(), GcList::new()],
+                permanent: GcList::new(),
                 count0: 0,
                 threshold0: config.gc_threshold0,
                 enabled: true,
@@ -900,6 +907,27 @@ impl Heap {
             }
             self.free_block(o);
         }
+    }
+
+    /// Frees an instance without host callbacks whose values were all
+    /// dropped and that is on no list (the collector's sweep of its garbage,
+    /// `Heap::free_garbage`): its own values block, if any, then its block.
+    pub(crate) fn free_emptied_instance(&mut self, o: Obj) {
+        self.forget_valid(o);
+        // The collector's weak reference phase cleared them already; a
+        // caller without one (`collect_without_host`) relies on this.
+        // SAFETY: live object.
+        if unsafe { header(o) }.flags & flags::HAS_WEAKREFS != 0 {
+            self.clear_weakrefs(o);
+        }
+        // SAFETY: an instance (the caller checked its type), count zero.
+        unsafe {
+            let inst = body::<InstanceObj>(o);
+            if inst.values_in_own_block() {
+                let _ = self.alloc.free_kind(inst.values as *mut u8, BlockKind::Internal);
+            }
+        }
+        self.free_block(o);
     }
 
     #[inline(always)]

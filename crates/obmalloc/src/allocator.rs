@@ -1121,6 +1121,11 @@ impl Allocator {
         self.large.iter().map(|(&a, b)| (a, b.size))
     }
 
+    /// How many live large blocks hold `kind`.
+    pub(crate) fn large_blocks_of(&self, kind: crate::BlockKind) -> usize {
+        self.large.values().filter(|b| b.kind == kind).count()
+    }
+
     pub(crate) fn arena_map(&self) -> &ArenaMap {
         &self.map
     }

@@ -89,7 +89,7 @@ unsafe extern "C" fn visit_trampoline(child: *mut Object, arg: *mut c_void) -> c
 }
 
 /// Calls the host `traverse` of `o`'s type (stored as an address).
-fn host_traverse(traverse: usize, userdata: usize, o: Obj, visit: &mut dyn FnMut(Obj)) {
+pub(crate) fn host_traverse(traverse: usize, userdata: usize, o: Obj, visit: &mut dyn FnMut(Obj)) {
     if traverse == 0 {
         return;
     }

@@ -346,6 +346,34 @@ impl Namespaces {
             }
             heap.decref(key);
         }
-        result.map(|()| doomed.len())
+        result?;
+        if !doomed.is_empty() {
+            self.compact(heap, ns)?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Rebuilds the `__names__` dict with the bindings left, in their order:
+    /// a dict never shrinks when keys are deleted (CPython's neither), so
+    /// after a reset of many names the table would stay sized for all of
+    /// them. The new table is the size the remaining names alone would have
+    /// made, so the allocator's bytes in use come back to what they were
+    /// before those names were bound.
+    fn compact(&self, heap: &mut Heap, ns: Obj) -> ObjResult<()> {
+        let old = self.names_dict(heap, ns)?;
+        let fresh = heap.dict_new()?;
+        let mut pos = 0;
+        let mut result = Ok(());
+        while let Some((key, value)) = heap.dict_next(old, &mut pos)? {
+            result = heap.dict_set(fresh, key, value);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = heap.setattr(ns, NAMES_ATTR, fresh);
+        }
+        heap.decref(fresh);
+        result
     }
 }

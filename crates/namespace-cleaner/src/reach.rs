@@ -40,22 +40,37 @@ impl Reach {
     /// binding): its count includes that reference.
     pub fn add(&mut self, heap: &Heap, root: Obj) -> ObjResult<u64> {
         let before = self.bytes;
-        self.stack.push(root);
+        if self.count(heap, root)? {
+            self.stack.push(root);
+        }
+        // Containers wait on the stack; atoms (ints, floats, strs: no
+        // references) are counted as they are met, so a list of ten million
+        // ints needs no ten-million-entry stack.
         while let Some(o) = self.stack.pop() {
-            if heap.is_immortal(o) {
-                continue;
-            }
-            if heap.refcount(o) > 1 && !self.seen.insert(o) {
-                continue;
-            }
-            self.bytes += heap.sizeof(o)? as u64;
-            self.objects += 1;
-            if heap.is_gc(o) {
-                let stack = &mut self.stack;
-                heap.traverse_builtin(o, &mut |child| stack.push(child));
+            let mut failed = None;
+            heap.traverse_builtin(o, &mut |child| match self.count(heap, child) {
+                Ok(true) if heap.is_gc(child) => self.stack.push(child),
+                Ok(_) => {}
+                Err(e) => failed = Some(e),
+            });
+            if let Some(e) = failed {
+                self.stack.clear();
+                return Err(e);
             }
         }
         Ok(self.bytes - before)
+    }
+
+    /// Counts `o` unless it is immortal or already counted; returns whether
+    /// it was counted now.
+    #[inline]
+    fn count(&mut self, heap: &Heap, o: Obj) -> ObjResult<bool> {
+        if heap.is_immortal(o) || (heap.refcount(o) > 1 && !self.seen.insert(o)) {
+            return Ok(false);
+        }
+        self.bytes += heap.sizeof(o)? as u64;
+        self.objects += 1;
+        Ok(true)
     }
 }
 

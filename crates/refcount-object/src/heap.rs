@@ -1058,3 +1058,20 @@ impl Heap {
         (self.free_floats.len, self.free_tuples.iter().map(|l| l.len).sum(), self.free_lists.len, self.free_dicts.len)
     }
 }
+
+impl Heap {
+    /// Gives back the memory of the heap's work stacks when a big
+    /// deallocation grew them (freeing a list of ten million ints pushes ten
+    /// million entries: 128 MiB of capacity that would otherwise stay
+    /// resident). Called when a caller wants memory back
+    /// (`pymem_ns_reset`), never on the deallocation path.
+    pub fn release_scratch(&mut self) {
+        const KEEP: usize = 4096;
+        if self.trash.capacity() > KEEP {
+            self.trash = Vec::new();
+        }
+        if self.clear_buffer.capacity() > KEEP {
+            self.clear_buffer = Vec::new();
+        }
+    }
+}

@@ -22,7 +22,7 @@ int main() {
         CHECK(ns.who("float") == std::vector<std::string>{"ratio"});
         const std::string table = ns.whos();
         std::printf("%s", table.c_str());
-        CHECK_CONTAINS(table.c_str(), "numbers   list    ");
+        CHECK_CONTAINS(table.c_str(), "numbers    list    ");
         CHECK_CONTAINS(table.c_str(), "n=2\n");
         CHECK_CONTAINS(table.c_str(), "reachable from 2 variables");
         pymem::Ref numbers = ns.get("numbers");

@@ -26,7 +26,8 @@ int main() {
         CHECK_CONTAINS(table.c_str(), "n=2\n");
         CHECK_CONTAINS(table.c_str(), "reachable from 2 variables");
         pymem::Ref numbers = ns.get("numbers");
-        CHECK_CONTAINS(ns.why_alive("numbers").c_str(), "namespace 'main': numbers\n");
+        const std::string why = ns.why_alive("numbers");
+        CHECK_CONTAINS(why.c_str(), "namespace 'main': numbers\n");
         numbers.reset();
 
         ns.hide("ratio");

@@ -50,5 +50,5 @@ pub mod table;
 pub mod why;
 
 pub use namespace::{name_pattern, Binding, Namespaces, NOTEBOOK_FUNCTIONS};
-pub use regex::Regex;
 pub use reach::Reach;
+pub use regex::Regex;

@@ -81,7 +81,10 @@ impl Namespaces {
         }
         let parents = reverse_edges(heap, target, host);
         let (roots, hops) = search(heap, target, &parents, &roles);
-        let mut out = format!("{label}\nis kept alive by {}:\n", plural(roots.len(), "chain of references", "chains of references"));
+        let mut out = format!(
+            "{label}\nis kept alive by {}:\n",
+            plural(roots.len(), "chain of references", "chains of references")
+        );
         for root in roots.iter().take(MAX_CHAINS) {
             let _ = writeln!(out, "  {}", describe(heap, root, &hops, target, &ns_names));
         }
@@ -167,7 +170,13 @@ fn search(
 }
 
 /// Phase 3: one chain as text.
-fn describe(heap: &Heap, root: &Root, hops: &HashMap<Obj, Obj>, target: Obj, ns_names: &HashMap<Obj, String>) -> String {
+fn describe(
+    heap: &Heap,
+    root: &Root,
+    hops: &HashMap<Obj, Obj>,
+    target: Obj,
+    ns_names: &HashMap<Obj, String>,
+) -> String {
     let (mut text, first) = match *root {
         Root::Binding { ns, key, first } => (
             format!(
@@ -178,7 +187,10 @@ fn describe(heap: &Heap, root: &Root, hops: &HashMap<Obj, Obj>, target: Obj, ns_
             first,
         ),
         Root::Outside { first, count } if first == target => {
-            return format!("{} from outside any object (the host's, or an untracked holder's)", plural(count, "reference", "references"));
+            return format!(
+                "{} from outside any object (the host's, or an untracked holder's)",
+                plural(count, "reference", "references")
+            );
         }
         Root::Outside { first, count } => (
             format!(

@@ -484,6 +484,12 @@ impl Allocator {
     #[inline(never)]
     fn free_kind_slow(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {
         let located = self.locate_kind(p as usize, kind)?;
+        if let Located::Small { pool, .. } = located {
+            // As `free_slow`: the next frees in this arena (a container's
+            // items die together) take the fast path.
+            // SAFETY: `pool` is live (just located).
+            self.map.remember(p as usize, unsafe { (*pool).arena });
+        }
         self.release_located(located, p)
     }
 

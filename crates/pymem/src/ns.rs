@@ -92,7 +92,12 @@ unsafe extern "C" fn notebook_function(
 /// `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
 /// `out` is NULL (an error) or writable.
 #[no_mangle]
-pub unsafe extern "C" fn pymem_ns_new(rt: *mut Runtime, name: *const c_char, flags: u32, out: *mut *mut Object) -> Status {
+pub unsafe extern "C" fn pymem_ns_new(
+    rt: *mut Runtime,
+    name: *const c_char,
+    flags: u32,
+    out: *mut *mut Object,
+) -> Status {
     ffi_boundary!(object Full rt, "pymem_ns_new", |state| {
         let name = name_arg(name, "name")?;
         require(out, "out")?;

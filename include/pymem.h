@@ -956,8 +956,10 @@ pymem_status pymem_ns_whos(struct pymem_runtime *rt, struct pymem_object *ns, ch
 /**
  * `%reset -s` (`regex` NULL) or `%reset_selective regex`: deletes the user
  * names of `ns` — those whose name the regex matches anywhere (Python's
- * `re.search`) — then runs a full collection and gives every empty pool,
- * free arena and freed large block back to the OS. `*out` reports what
+ * `re.search`) — then runs a full collection, empties the free lists, and
+ * gives every empty pool, free arena and freed large block back to the OS,
+ * and the C library's free heap pages too (`malloc_trim`, where blocks of
+ * 513 B..128 KiB and pymem's scratch memory live). `*out` reports what
  * happened. An invalid regex gives `PYMEM_ERR_INVALID_ARGUMENT` with the
  * regex error in the message, and deletes nothing. Host callbacks run
  * during the call (the collection's, and `clear`/`dealloc` of freed host

@@ -924,13 +924,13 @@ static int section_namespaces(void) {
     NS_OK(pymem_list_new(ns_rt, &holder));
     NS_OK(pymem_list_append(ns_rt, holder, c));
     NS_OK(pymem_ns_set(ns_rt, ns, "_keep", holder));
+    NS_OK(pymem_decref(ns_rt, holder));
     printf("  _keep = [c]  (and the C host still holds its own reference to c)\n");
     char *why = NULL;
     NS_OK(pymem_ns_why_alive(ns_rt, ns, "c", &why));
     for (char *line = strtok(why, "\n"); line != NULL; line = strtok(NULL, "\n")) printf("  %s\n", line);
     pymem_string_free(why);
     NS_OK(pymem_ns_del(ns_rt, ns, "_keep"));
-    NS_OK(pymem_decref(ns_rt, holder));
     NS_OK(pymem_decref(ns_rt, c));
     printf("  del _keep; the host drops c: only the namespace holds it now\n");
 

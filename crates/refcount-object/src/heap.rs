@@ -693,9 +693,24 @@ impl Heap {
             // referenced: freed here, it never goes through the work stack
             // (a list of ten million of them would otherwise push ten
             // million entries, 80 MiB written, faulted in and read back).
+            // So is a str, unless the intern table must forget it. (Not
+            // through `dealloc`, whose slow path would drain the work stack
+            // from inside the loop draining it.)
             match h.type_id {
-                type_ids::INT | type_ids::FLOAT => self.dealloc(child),
-                // So is a str, unless the intern table must forget it.
+                type_ids::INT => {
+                    self.forget_valid(child);
+                    self.free_block(child);
+                }
+                type_ids::FLOAT => {
+                    self.forget_valid(child);
+                    if self.free_floats.len < self.config.float_free_list {
+                        h.flags |= flags::DEAD;
+                        // SAFETY: a float with count zero, on no list.
+                        unsafe { self.free_floats.push(child) };
+                    } else {
+                        self.free_block(child);
+                    }
+                }
                 type_ids::STR if h.flags & flags::INTERNED == 0 => {
                     self.forget_valid(child);
                     self.free_block(child);

@@ -9,7 +9,9 @@
  * then times one pymem_ns_reset(rt, ns, NULL, &report) (delete the user
  * names, full collection, memory back to the OS) and prints one line:
  *   pymem N M reset_ns rss_start rss_built rss_after names_removed
- *         unreachable objects_freed bytes_returned_to_os
+ *         unreachable objects_freed bytes_returned_to_os user_ns sys_ns
+ * (user_ns and sys_ns: the CPU time of the reset in user space and in the
+ * kernel, getrusage; the kernel's part is mostly munmap freeing pages).
  * RSS is /proc/self/statm field 2 x the page size: start just before the
  * build, built just before the reset, after just after it.
  */
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +51,14 @@ static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* User and system CPU time of this process, in nanoseconds. */
+static void cpu_ns(uint64_t *user, uint64_t *sys) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *user = (uint64_t)ru.ru_utime.tv_sec * 1000000000u + (uint64_t)ru.ru_utime.tv_usec * 1000u;
+    *sys = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
 }
 
 static pymem_status identity(pymem_runtime *r, pymem_object *const *args, size_t nargs, pymem_object **result,
@@ -132,14 +143,17 @@ int main(int argc, char **argv) {
     const uint64_t rss_built = rss();
 
     pymem_reset_report r;
+    uint64_t user0, sys0, user1, sys1;
+    cpu_ns(&user0, &sys0);
     const uint64_t t0 = now_ns();
     OK(pymem_ns_reset(rt, ns, NULL, &r));
     const uint64_t dt = now_ns() - t0;
+    cpu_ns(&user1, &sys1);
     const uint64_t rss_after = rss();
     printf("pymem %ld %ld %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-           "\n",
+           " %" PRIu64 " %" PRIu64 "\n",
            n, m, dt, rss_start, rss_built, rss_after, r.names_removed, r.unreachable, r.objects_freed,
-           r.bytes_returned_to_os);
+           r.bytes_returned_to_os, user1 - user0, sys1 - sys0);
     if (r.names_removed != 4) {
         fprintf(stderr, "bench_reset: %" PRIu64 " names removed, not 4\n", r.names_removed);
         return 1;

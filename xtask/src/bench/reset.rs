@@ -31,6 +31,10 @@ struct Sample {
     rss_built: f64,
     rss_after: f64,
     unreachable: f64,
+    /// CPU seconds of the reset in user space and in the kernel (pymem's
+    /// side only: the peer does not report them).
+    user_s: Option<f64>,
+    sys_s: Option<f64>,
 }
 
 impl Sample {
@@ -96,10 +100,18 @@ fn build(root: &Path) -> Result<PathBuf, String> {
 fn run_pymem(root: &Path, exe: &Path, n: u64, m: u64) -> Result<Sample, String> {
     let out = output_checked(c_program(exe, root).arg(n.to_string()).arg(m.to_string()))?;
     let f: Vec<f64> = out.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
-    if f.len() < 8 {
+    if f.len() < 12 {
         return Err(format!("bench_reset printed {out:?}"));
     }
-    Ok(Sample { reset_s: f[2] / 1e9, rss_start: f[3], rss_built: f[4], rss_after: f[5], unreachable: f[7] })
+    Ok(Sample {
+        reset_s: f[2] / 1e9,
+        rss_start: f[3],
+        rss_built: f[4],
+        rss_after: f[5],
+        unreachable: f[7],
+        user_s: Some(f[10] / 1e9),
+        sys_s: Some(f[11] / 1e9),
+    })
 }
 
 /// The peer's `--child N M`: one JSON line (RSS in MiB).
@@ -112,6 +124,8 @@ fn run_cpython(peer: &Path, n: u64, m: u64) -> Result<Sample, String> {
         rss_built: num("rss_built")? * MIB,
         rss_after: num("rss_after")? * MIB,
         unreachable: num("unreachable")?,
+        user_s: None,
+        sys_s: None,
     })
 }
 
@@ -150,6 +164,13 @@ fn print_table(pymem: &BTreeMap<u64, Vec<Sample>>, cpython: &BTreeMap<u64, Vec<S
             );
         }
         let (pp, cp) = (med(p, Sample::returned_pct), med(c, Sample::returned_pct));
+        let cpu = |f: fn(&Sample) -> Option<f64>| median(p.iter().filter_map(f)) * 1000.0;
+        println!(
+            "{:>12} pymem's reset: {:.1} ms of CPU in user space, {:.1} ms in the kernel (munmap freeing pages)",
+            "",
+            cpu(|s| s.user_s),
+            cpu(|s| s.sys_s)
+        );
         println!(
             "{:>12} target: reset {TARGET}x faster: {}; memory returned at least CPython's: {}",
             "",

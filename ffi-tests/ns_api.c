@@ -13,6 +13,8 @@
  *   - a namespace is an object: its type name, its reference count, tracked
  *     by the collector (a namespace that binds itself is a cycle the
  *     collector frees), reset frees host objects (their dealloc runs);
+ *   - a call from a thread that does not own the runtime (BUSY); a
+ *     namespace still alive at pymem_runtime_free is freed with it;
  *   - bad input: a NULL runtime, NULL namespace/name/value/out, a freed
  *     pointer, an object that is not a namespace (PYMEM_ERR_TYPE), an
  *     unbound name (PYMEM_ERR_KEY), names and filters that are not UTF-8,
@@ -20,6 +22,7 @@
  *     regex error in the message); each leaves the namespace unchanged.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -447,6 +450,31 @@ static void bad_input(void) {
     drop(ns);
 }
 
+/* Another thread: every namespace call is refused with BUSY. */
+static pymem_object *g_ns;
+static void *other_thread(void *arg) {
+    (void)arg;
+    pymem_object *o = NULL;
+    char *text = NULL;
+    pymem_reset_report report;
+    CHECK_FAILS(NULL, pymem_ns_new(rt, "x", 0, &o), PYMEM_ERR_BUSY, "belongs to another thread");
+    CHECK_FAILS(NULL, pymem_ns_get(rt, g_ns, "keep", &o), PYMEM_ERR_BUSY, "pymem_ns_get");
+    CHECK_FAILS(NULL, pymem_ns_whos(rt, g_ns, &text), PYMEM_ERR_BUSY, "pymem_ns_whos");
+    CHECK_FAILS(NULL, pymem_ns_reset(rt, g_ns, NULL, &report), PYMEM_ERR_BUSY, "pymem_ns_reset");
+    CHECK_FAILS(NULL, pymem_ns_why_alive(rt, g_ns, "keep", &text), PYMEM_ERR_BUSY, "pymem_ns_why_alive");
+    return NULL;
+}
+
+static void other_threads_and_teardown(void) {
+    g_ns = new_ns("threads", 0);
+    bind(g_ns, "keep", new_list());
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, other_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(bound(g_ns, "keep"));
+    /* Left alive on purpose: pymem_runtime_free frees namespaces too. */
+}
+
 int main(void) {
     CHECK_OK(NULL, pymem_runtime_new(NULL, &rt));
     pymem_object *none = NULL;
@@ -460,6 +488,7 @@ int main(void) {
     reset_and_why_alive();
     bad_input();
     collect_ok(rt, 2);
+    other_threads_and_teardown();
     CHECK_OK(rt, pymem_runtime_free(rt));
     printf("ns_api: ok\n");
     return 0;

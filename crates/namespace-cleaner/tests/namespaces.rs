@@ -289,3 +289,34 @@ fn why_alive_shows_every_shortest_chain() {
     heap.decref(main);
     heap.decref(other);
 }
+
+#[test]
+fn frozen_namespaces_are_found_by_xdel() {
+    let mut heap = heap();
+    let mut nss = Namespaces::new();
+    let mut collector = Collector::new(Profile::Cpython311);
+    let old = nss.create(&mut heap, b"old").unwrap();
+    let shared = bind(&mut heap, &nss, old, "shared", |h| list_of_ints(h, 2));
+    collector.freeze(&mut heap); // `old` moves to the permanent generation
+    let new = nss.create(&mut heap, b"new").unwrap();
+    nss.set(&mut heap, new, b"alias", shared).unwrap();
+    assert_eq!(nss.all(&heap).len(), 2);
+    assert_eq!(nss.xdel(&mut heap, new, b"alias").unwrap(), 2);
+    assert!(matches!(nss.get(&mut heap, old, b"shared"), Err(ObjError::Key(_))));
+    collector.unfreeze(&mut heap);
+    heap.decref(old);
+    heap.decref(new);
+}
+
+#[test]
+fn a_dead_namespace_is_no_longer_one_of_the_runtime() {
+    let mut heap = heap();
+    let mut nss = Namespaces::new();
+    let a = nss.create(&mut heap, b"a").unwrap();
+    let b = nss.create(&mut heap, b"b").unwrap();
+    assert_eq!(nss.all(&heap).len(), 2);
+    heap.decref(a);
+    assert_eq!(nss.all(&heap), vec![b]);
+    heap.decref(b);
+    assert!(nss.all(&heap).is_empty());
+}

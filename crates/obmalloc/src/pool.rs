@@ -181,7 +181,7 @@ impl PoolMeta {
     /// Asserts the invariants listed in the module documentation.
     pub(crate) fn check_invariants(&self, pool_size: usize) {
         let popcount: u32 = self.bitmap.iter().map(|w| w.count_ones()).sum();
-        assert_eq!(popcount, self.count as u32, "pool {:#x}: count != bitmap", self.base);
+        assert_eq!(popcount, self.count, "pool {:#x}: count != bitmap", self.base);
         match self.state {
             PoolState::Untouched | PoolState::Empty | PoolState::Released => {
                 assert_eq!(self.count, 0, "pool {:#x} in {:?} holds blocks", self.base, self.state);

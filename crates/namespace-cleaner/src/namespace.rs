@@ -187,9 +187,9 @@ impl Namespaces {
     pub fn del(&self, heap: &mut Heap, ns: Obj, name: &[u8]) -> ObjResult<()> {
         self.get(heap, ns, name)?;
         let key = heap.str_new(name)?;
-        self.del_key(heap, ns, key)?;
+        let r = self.del_key(heap, ns, key);
         heap.decref(key);
-        Ok(())
+        r
     }
 
     /// Deletes a bound key (borrowed str) from `__hidden__` and `__names__`.

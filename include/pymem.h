@@ -443,6 +443,15 @@ typedef struct pymem_type_spec {
    * Passed to every callback.
    */
   void *userdata;
+  /**
+   * CPython's `__slots__`: `nslots` attribute names (NUL-terminated
+   * UTF-8, copied) that every instance has at a fixed place, and the
+   * only names `pymem_setattr` accepts on it (`PYMEM_ERR_KEY` otherwise).
+   * The collector traverses them itself: no callback is needed for
+   * references kept there. NULL and 0: any names.
+   */
+  const char *const *slots;
+  size_t nslots;
 } pymem_type_spec;
 
 /**

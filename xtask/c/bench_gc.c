@@ -4,13 +4,18 @@
  *        bench_gc mem [K]             the memory of one instance of each shape's type
  *
  *   SHAPE  cycle2        N instances paired into N/2 two-cycles (a.ref = b; b.ref = a);
- *                        host type "Node", no payload, one attribute (values array)
+ *                        host type "Node", no payload, one attribute (inline values)
  *          ring          N instances in one doubly linked ring (x.prev, x.next);
  *                        host type "DNode", no payload, two attributes
- *          cycle2_slots  as cycle2, the reference held in the payload ("NodeS"):
- *                        reported by a traverse callback, dropped by clear --
- *                        the analogue of __slots__ (no attribute values array)
- *          ring_slots    as ring, prev/next held in the payload ("DNodeS")
+ *          cycle2_slots  as cycle2, type "NodeS" declared with slots {"ref"}: CPython's
+ *                        __slots__ (a fixed place per name, no other names), set
+ *                        with pymem_setattr and traversed by pymem itself
+ *          ring_slots    as ring, "DNodeS" with slots {"prev", "next"}
+ *          cycle2_host   as cycle2, the reference held in the payload ("NodeH"):
+ *                        reported by a traverse callback, dropped by clear -- a C
+ *                        extension type's tp_traverse/tp_clear (not a peer shape:
+ *                        xtask compares it with CPython's __slots__ classes)
+ *          ring_host     as ring, prev/next held in the payload ("DNodeH")
  *   MODE   garbage       build (automatic collection disabled), drop every outside
  *                        reference, time ONE pymem_gc_collect(rt, 2) that finds and
  *                        frees all N; checks found == N
@@ -36,11 +41,12 @@
  * `mem` prints, per shape, "mem <shape> <instance block bytes> <values bytes>
  * <payload bytes> <pymem_sizeof> <blocks>" measured over K instances (default
  * 10,000): bytes_in_use after K pymem_instance_new, then after their
- * attributes are set (the values arrays).
+ * attributes are set (a values array of its own, if any); then the same for
+ * "empty", an instance of a type with nothing in it.
  *
  * Checks (a failure prints why and exits 3): every call's status; that the
  * instances are tracked; found == N (garbage) and 0 (live, both collects);
- * that the host clear ran for every object of a garbage slots run (at least
+ * that the host clear ran for every object of a garbage _host run (at least
  * N times: the collector's clear, then the one before each dealloc); and that,
  * after the run and pymem_clear_free_lists, the allocator's blocks_in_use and
  * bytes_in_use are back to the baseline taken before the build (after the
@@ -106,7 +112,8 @@ static slots *payload(obj *o) {
 
 /* userdata: the number of references in the payload (1 or 2). The
    payload is at its fixed offset (PYMEM_INSTANCE_PAYLOAD_OFFSET), as a
-   host's hot traverse reaches it without a call. */
+   host's hot traverse and clear reach it without a call (as CPython's
+   slot members sit at fixed offsets). */
 static int slots_traverse(obj *self, pymem_visit_fn visit, void *arg, void *userdata) {
     size_t n = (size_t)(uintptr_t)userdata;
     slots *s = (slots *)(void *)((char *)self + PYMEM_INSTANCE_PAYLOAD_OFFSET);
@@ -122,9 +129,7 @@ static int slots_traverse(obj *self, pymem_visit_fn visit, void *arg, void *user
 static void slots_clear(pymem_runtime *r, obj *self, void *userdata) {
     size_t n = (size_t)(uintptr_t)userdata;
     clears++;
-    void *p = NULL;
-    if (pymem_instance_payload(r, self, &p) != PYMEM_OK) fail("pymem_instance_payload in clear");
-    slots *s = p;
+    slots *s = (slots *)(void *)((char *)self + PYMEM_INSTANCE_PAYLOAD_OFFSET);
     for (size_t i = 0; i < n; i++) {
         obj *child = s->ref[i];
         s->ref[i] = NULL;
@@ -132,18 +137,23 @@ static void slots_clear(pymem_runtime *r, obj *self, void *userdata) {
     }
 }
 
+/* How a shape's type keeps its references. */
+enum kind {
+    ATTRS, /* attributes set by name (values inline, names learnt as set) */
+    SLOTS, /* attributes declared up front: CPython's __slots__ */
+    HOST   /* the payload, with traverse/clear callbacks */
+};
+
 typedef struct {
     const char *name;  /* the shape */
     int ring;          /* ring (prev/next) or cycle2 (ref) */
-    int in_payload;    /* the _slots variant */
+    enum kind kind;
     pymem_type *type;
 } shape;
 
 static shape shapes[] = {
-    {"cycle2", 0, 0, NULL},
-    {"ring", 1, 0, NULL},
-    {"cycle2_slots", 0, 1, NULL},
-    {"ring_slots", 1, 1, NULL},
+    {"cycle2", 0, ATTRS, NULL}, {"ring", 1, ATTRS, NULL},      {"cycle2_slots", 0, SLOTS, NULL},
+    {"ring_slots", 1, SLOTS, NULL}, {"cycle2_host", 0, HOST, NULL}, {"ring_host", 1, HOST, NULL},
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
@@ -152,11 +162,15 @@ static const char *const FIELDS[2][2] = {{"ref", NULL}, {"prev", "next"}};
 static size_t nfields(const shape *s) { return s->ring ? 2 : 1; }
 
 static pymem_type *make_type(const shape *s) {
-    static const char *const names[2][2] = {{"Node", "DNode"}, {"NodeS", "DNodeS"}};
+    static const char *const names[3][2] = {{"Node", "DNode"}, {"NodeS", "DNodeS"}, {"NodeH", "DNodeH"}};
     pymem_type_spec spec;
     pymem_type_spec_init(&spec);
-    spec.name = names[s->in_payload][s->ring];
-    if (s->in_payload) {
+    spec.name = names[s->kind][s->ring];
+    if (s->kind == SLOTS) {
+        spec.slots = (const char *const *)FIELDS[s->ring];
+        spec.nslots = nfields(s);
+    }
+    if (s->kind == HOST) {
         spec.payload_size = nfields(s) * sizeof(obj *);
         spec.traverse = slots_traverse;
         spec.clear = slots_clear;
@@ -167,9 +181,9 @@ static pymem_type *make_type(const shape *s) {
     return t;
 }
 
-/* o.<field i> = v (v NULL: None for an attribute, nothing for a slot). */
+/* o.<field i> = v (v NULL: None for an attribute, nothing for the payload). */
 static void set_field(const shape *s, obj *o, size_t i, obj *v) {
-    if (!s->in_payload) {
+    if (s->kind != HOST) {
         obj *value = v;
         if (value == NULL) OK(pymem_none(rt, &value));
         OK(pymem_setattr(rt, o, FIELDS[s->ring][i], value));
@@ -186,7 +200,7 @@ static void set_field(const shape *s, obj *o, size_t i, obj *v) {
 static obj *new_node(const shape *s) {
     obj *o = NULL;
     OK(pymem_instance_new(rt, s->type, &o));
-    if (!s->in_payload)
+    if (s->kind != HOST)
         for (size_t i = 0; i < nfields(s); i++) set_field(s, o, i, NULL);
     return o;
 }
@@ -301,7 +315,7 @@ static void run(const shape *s, int live, long n) {
 
     if (!live) {
         expect(found == n, "garbage: the collect found every object");
-        if (s->in_payload) expect(clears >= (uint64_t)n, "garbage: clear ran for every object");
+        if (s->kind == HOST) expect(clears >= (uint64_t)n, "garbage: clear ran for every object");
         maxrss1 = r1.ru_maxrss; /* the timed collect is the first */
     } else {
         expect(found == 0, "live: the timed collect found nothing");
@@ -323,31 +337,41 @@ static void run(const shape *s, int live, long n) {
 /* The memory of one instance                                          */
 /* ------------------------------------------------------------------ */
 
+static void mem_line(const char *name, pymem_type *type, const shape *s, long k, obj **objs) {
+    baseline = stats();
+    for (long j = 0; j < k; j++) OK(pymem_instance_new(rt, type, &objs[j]));
+    pymem_alloc_stats a = stats();
+    for (long j = 0; j < k; j++)
+        if (s != NULL && s->kind != HOST)
+            for (size_t f = 0; f < nfields(s); f++) set_field(s, objs[j], f, NULL);
+    pymem_alloc_stats b = stats();
+    size_t size = 0;
+    OK(pymem_sizeof(rt, objs[0], &size));
+    for (long j = 0; j < k; j++) OK(pymem_decref(rt, objs[j]));
+    check_baseline("after mem");
+    printf("mem %s %.2f %.2f %zu %zu %.3f\n", name, (double)(a.bytes_in_use - baseline.bytes_in_use) / (double)k,
+           (double)(b.bytes_in_use - a.bytes_in_use) / (double)k,
+           s != NULL && s->kind == HOST ? nfields(s) * sizeof(obj *) : 0, size,
+           (double)(b.blocks_in_use - baseline.blocks_in_use) / (double)k);
+}
+
 static void mem(long k) {
     obj **objs = calloc((size_t)k, sizeof *objs);
     if (objs == NULL) fail("calloc");
-    for (size_t i = 0; i < NSHAPES; i++) {
-        const shape *s = &shapes[i];
-        baseline = stats();
-        for (long j = 0; j < k; j++) OK(pymem_instance_new(rt, s->type, &objs[j]));
-        pymem_alloc_stats a = stats();
-        for (long j = 0; j < k; j++)
-            if (!s->in_payload)
-                for (size_t f = 0; f < nfields(s); f++) set_field(s, objs[j], f, NULL);
-        pymem_alloc_stats b = stats();
-        size_t size = 0;
-        OK(pymem_sizeof(rt, objs[0], &size));
-        for (long j = 0; j < k; j++) OK(pymem_decref(rt, objs[j]));
-        check_baseline("after mem");
-        printf("mem %s %.2f %.2f %zu %zu %.3f\n", s->name, (double)(a.bytes_in_use - baseline.bytes_in_use) / (double)k,
-               (double)(b.bytes_in_use - a.bytes_in_use) / (double)k, s->in_payload ? nfields(s) * sizeof(obj *) : 0,
-               size, (double)(b.blocks_in_use - baseline.blocks_in_use) / (double)k);
-    }
+    for (size_t i = 0; i < NSHAPES; i++) mem_line(shapes[i].name, shapes[i].type, &shapes[i], k, objs);
+    /* An instance with nothing in it: its block is the header, the
+       collector's links and the instance fields (the overhead measure). */
+    pymem_type_spec spec;
+    pymem_type_spec_init(&spec);
+    spec.name = "Empty";
+    pymem_type *empty = NULL;
+    OK(pymem_type_new(rt, &spec, &empty));
+    mem_line("empty", empty, NULL, k, objs);
     free(objs);
 }
 
 int main(int argc, char **argv) {
-    const char *usage_text = "usage: bench_gc cycle2|ring|cycle2_slots|ring_slots garbage|live N\n"
+    const char *usage_text = "usage: bench_gc cycle2|ring|cycle2_slots|ring_slots|cycle2_host|ring_host garbage|live N\n"
                              "       bench_gc mem [K]\n";
     if (argc < 2) {
         fputs(usage_text, stderr);

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! begin:      merge younger generations → update_refs → subtract_refs
-//!             → move_unreachable → untrack_tuples → move survivors older
+//!             → move_unreachable (untracking tuples of atoms on the way)
+//!             → move survivors older
 //! (facade)    weak references to the garbage: cleared, callbacks of live ones
 //! finalizers: objects with a host `finalize` not yet FINALIZED (PEP 442)
 //! (facade)    runs them, with a reference held
@@ -14,19 +15,19 @@
 //! ```
 //! The facade drives the phases because some run host code, which must run
 //! with no borrow of the heap alive (it may call back in). Each phase states
-//! its postcondition. The scratch tables (`gc_refs`) live in a bump arena
-//! reset after every collection.
+//! its postcondition.
 //!
-//! `gc_refs` (CPython keeps them in the GC header during a collection): for
-//! each object of the generation being collected, its reference count minus
-//! the references from other objects of that generation. An object with
-//! `gc_refs > 0` is referenced from outside the generation: a root.
+//! `gc_refs`: for each object of the generation being collected, its
+//! reference count minus the references from other objects of that
+//! generation. An object with `gc_refs > 0` is referenced from outside the
+//! generation: a root. As in CPython, they live in the objects' own collector
+//! links during the scan (the `prev` field), and the generation lists
+//! themselves are the work lists: a collection needs no scratch memory at
+//! all, whatever its size, and no recursion.
 
 use std::time::{Duration, Instant};
 
-use bumpalo::collections::Vec as BumpVec;
-use bumpalo::Bump;
-use refcount_object::{gc_unlink, GcList, Heap, HostHooks, Obj};
+use refcount_object::{from_gc_links, gc_unlink, GcLinks, GcList, Heap, HostHooks, Obj, ScanState};
 
 /// CPython's `DEBUG_*` flags.
 pub mod debug {
@@ -64,9 +65,10 @@ impl Profile {
 }
 
 /// A host callback that reports the references a host object's payload
-/// holds (its `traverse`), called by the collector for instances of host
-/// types that have one, with the type's hooks.
-pub type HostTraverse<'a> = &'a mut dyn FnMut(Obj, HostHooks, &mut dyn FnMut(Obj));
+/// holds (its `traverse`) by appending them to the vector, called by the
+/// collector for instances of host types that have one, with the type's
+/// hooks. What it reports is not trusted: see [`Traverser`].
+pub type HostTraverse<'a> = &'a mut dyn FnMut(Obj, HostHooks, &mut Vec<Obj>);
 
 /// The collector's state (one per runtime). Generation 0's count lives in
 /// the heap (`heap.gc.count0`), which counts allocations as they happen.
@@ -85,12 +87,7 @@ pub struct Collector {
     collecting: bool,
     /// DEBUG_SAVEALL: what would have been freed (strong references).
     pub garbage: Vec<Obj>,
-    scratch: Bump,
 }
-
-/// The most scratch memory kept between collections (1 MiB: enough for
-/// the young generations of ordinary collections).
-pub const SCRATCH_KEEP: usize = 1 << 20;
 
 /// A collection in progress (between `begin` and `finish`).
 pub struct Collection {
@@ -101,6 +98,10 @@ pub struct Collection {
     /// Objects found unreachable by `begin`; after `check_resurrection`,
     /// those still garbage (what `gc.collect()` counts).
     pub found: u64,
+    /// Whether host code ran since the garbage was found (a finalizer, a
+    /// weak reference callback, the debug sink): only then can something
+    /// have been resurrected, and `check_resurrection` has work to do.
+    host_code_ran: bool,
     started: Instant,
     /// Lines for DEBUG_STATS / DEBUG_COLLECTABLE.
     pub debug_lines: Vec<String>,
@@ -117,21 +118,7 @@ impl Collector {
             debug: 0,
             collecting: false,
             garbage: Vec::new(),
-            scratch: Bump::new(),
         }
-    }
-
-    /// Puts the scratch arena back, reset. An arena that grew past
-    /// [`SCRATCH_KEEP`] bytes (a collection of millions of objects) is
-    /// dropped instead, so that its memory goes back to the OS: a reset arena
-    /// keeps its largest chunk, which would pin tens of MiB for good.
-    fn put_back_scratch(&mut self, mut scratch: Bump) {
-        if scratch.allocated_bytes() > SCRATCH_KEEP {
-            scratch = Bump::new();
-        } else {
-            scratch.reset();
-        }
-        self.scratch = scratch;
     }
 
     /// Whether a collection is running (one asked for meanwhile returns 0).
@@ -179,8 +166,7 @@ impl Collector {
         debug_assert!(!self.collecting && generation < 3);
         self.collecting = true;
         let started = Instant::now();
-        let mut unreachable = Box::new(GcList::new());
-        unreachable.init();
+        let mut unreachable = new_list();
         let mut debug_lines = Vec::new();
         if self.debug & debug::STATS != 0 {
             debug_lines.push(format!("gc: collecting generation {generation}..."));
@@ -196,52 +182,34 @@ impl Collector {
         for c in self.counts.iter_mut().take(generation + 1).skip(1) {
             *c = 0;
         }
-        merge_younger(heap, generation);
-
-        // The scratch arena is taken out of `self` for the collection's
-        // temporaries, reset and put back at the end.
-        let scratch = std::mem::take(&mut self.scratch);
-        let young = gen_objects(&scratch, heap, generation);
-        let (garbage, _) = find_unreachable(&scratch, heap, &young, host_traverse);
-        let mut found = 0;
-        for &o in garbage.iter() {
-            {
-                let links = heap.links(o);
-                // SAFETY: `o` is tracked (on a generation list); the boxed
-                // list stays put while it holds objects.
-                unsafe {
-                    gc_unlink(links);
-                    unreachable.push_back(links);
-                }
-                found += 1;
-            }
+        // The generations collected are spliced onto one list, scanned in
+        // place: survivors stay on it, the garbage moves to `unreachable`.
+        let mut young = new_list();
+        for g in 0..=generation {
+            young.append(&mut heap.gc.generations[g]);
         }
-        untrack_tuples(heap, generation);
-        self.move_survivors_older(heap, generation);
+        let scope = if generation == 2 { Scope::AllUnfrozen } else { Scope::List };
+        let (survivors, found) = find_unreachable(heap, scope, &mut young, &mut unreachable, host_traverse);
+        self.move_survivors_older(heap, generation, &mut young, survivors);
         if self.debug & debug::COLLECTABLE != 0 {
-            for o in unreachable.objects() {
+            for o in unreachable.iter() {
                 debug_lines.push(format!("gc: collectable <{} {:#x}>", heap.type_of(o).name(), o.as_ptr() as usize));
             }
         }
-        drop(garbage);
-        drop(young);
-        self.put_back_scratch(scratch);
-        Collection { generation, unreachable, found, started, debug_lines }
+        Collection { generation, unreachable, found, host_code_ran: false, started, debug_lines }
     }
 
-    /// Survivors of generation `g` join generation `g + 1` (generation 2's
-    /// stay); bookkeeping for the full-collection rule.
-    fn move_survivors_older(&mut self, heap: &mut Heap, generation: usize) {
-        if generation < 2 {
-            let moved = heap.gc.generations[generation].len() as i64;
-            let (young, old) = heap.gc.generations.split_at_mut(generation + 1);
-            old[0].append(&mut young[generation]);
-            if generation == 1 {
-                self.long_lived_pending += moved;
-            }
-        } else {
+    /// The survivors of a collection of `generation` (the `survivors`
+    /// objects left on `young`) join generation `generation + 1`
+    /// (generation 2's stay); bookkeeping for the full-collection rule.
+    fn move_survivors_older(&mut self, heap: &mut Heap, generation: usize, young: &mut GcList, survivors: usize) {
+        let older = (generation + 1).min(2);
+        heap.gc.generations[older].append(young);
+        if generation == 1 {
+            self.long_lived_pending += survivors as i64;
+        } else if generation == 2 {
             self.long_lived_pending = 0;
-            self.long_lived_total = heap.gc.generations[2].len() as i64;
+            self.long_lived_total = survivors as i64;
         }
     }
 
@@ -251,8 +219,11 @@ impl Collector {
     /// The garbage whose type has a `finalize` callback and that was not
     /// finalized yet: each is marked FINALIZED and handed out with a new
     /// reference (the facade calls `finalize`, then drops the reference).
-    pub fn finalizers(&mut self, heap: &mut Heap, c: &Collection) -> Vec<Obj> {
+    pub fn finalizers(&mut self, heap: &mut Heap, c: &mut Collection) -> Vec<Obj> {
         let mut out = Vec::new();
+        if !heap.has_finalizer_types() {
+            return out; // no walk of the garbage in the common case
+        }
         for o in c.unreachable.objects() {
             if heap.type_of(o).hooks().finalize != 0 && !heap.is_finalized(o) {
                 heap.set_finalized(o);
@@ -260,12 +231,25 @@ impl Collector {
                 out.push(o);
             }
         }
+        c.host_code_ran |= !out.is_empty();
         out
+    }
+
+    /// Tells the collection that host code ran (weak reference callbacks,
+    /// the debug sink): `check_resurrection` must then look for objects it
+    /// made reachable again.
+    pub fn note_host_code_ran(&mut self, c: &mut Collection) {
+        c.host_code_ran = true;
     }
 
     /// The garbage (borrowed, for the facade's weak-reference phase).
     pub fn garbage_objects(&self, c: &Collection) -> Vec<Obj> {
         c.unreachable.objects()
+    }
+
+    /// Whether an object is in the garbage found (borrowed).
+    pub fn garbage_iter<'c>(&self, c: &'c Collection) -> impl Iterator<Item = Obj> + 'c {
+        c.unreachable.iter()
     }
 
     // ------------------------------------------------------------------
@@ -275,21 +259,23 @@ impl Collector {
     /// outside the garbage again (and what that reaches) survives and moves
     /// to the next older generation; the rest stays garbage.
     pub fn check_resurrection(&mut self, heap: &mut Heap, c: &mut Collection, host_traverse: HostTraverse) {
-        let scratch = std::mem::take(&mut self.scratch);
-        let mut objs = BumpVec::new_in(&scratch);
-        objs.extend(c.unreachable.objects());
-        let (garbage, resurrected) = find_unreachable(&scratch, heap, &objs, host_traverse);
-        let older = (c.generation + 1).min(2);
-        for &o in resurrected.iter() {
-            move_to_generation(heap, o, older);
+        if !c.host_code_ran {
+            return; // no host code ran: nothing can have been resurrected
         }
+        // The garbage is scanned as a generation of its own: what is
+        // referenced from outside it now survives; the rest is garbage still.
+        for o in c.unreachable.iter() {
+            heap.scan_end(o);
+        }
+        let mut still_garbage = new_list();
+        let (_, garbage) = find_unreachable(heap, Scope::List, &mut c.unreachable, &mut still_garbage, host_traverse);
+        let older = (c.generation + 1).min(2);
+        heap.gc.generations[older].append(&mut c.unreachable);
+        c.unreachable.append(&mut still_garbage);
         // As CPython 3.11 (`m += gc_list_size(&final_unreachable)`): what a
         // finalizer resurrected, or freed by breaking its cycle, is not
         // counted as collected.
-        c.found = c.unreachable.len() as u64;
-        drop((garbage, resurrected));
-        drop(objs);
-        self.put_back_scratch(scratch);
+        c.found = garbage;
     }
 
     // ------------------------------------------------------------------
@@ -357,9 +343,9 @@ impl Collector {
         if self.collecting {
             return 0;
         }
-        let mut no_host = |_: Obj, _: HostHooks, _: &mut dyn FnMut(Obj)| {};
+        let mut no_host = |_: Obj, _: HostHooks, _: &mut Vec<Obj>| {};
         let mut c = self.begin(heap, generation, &mut no_host);
-        for o in self.finalizers(heap, &c) {
+        for o in self.finalizers(heap, &mut c) {
             heap.decref(o);
         }
         self.check_resurrection(heap, &mut c, &mut no_host);
@@ -377,24 +363,21 @@ impl Collector {
     /// `gc.freeze()`: every tracked object moves to the permanent generation,
     /// which collections ignore.
     pub fn freeze(&mut self, heap: &mut Heap) {
-        for i in 0..3 {
-            let (gens, perm) = (&mut heap.gc.generations, &mut heap.gc.permanent);
-            perm.append(&mut gens[i]);
-        }
+        heap.freeze_generations();
         heap.gc.count0 = 0;
         self.counts = [0; 3];
     }
 
     /// `gc.unfreeze()`: the permanent generation goes back to the oldest.
     pub fn unfreeze(&mut self, heap: &mut Heap) {
-        let (gens, perm) = (&mut heap.gc.generations, &mut heap.gc.permanent);
-        gens[2].append(perm);
+        heap.unfreeze_generations();
     }
 }
 
 /// Moves a tracked container from whatever list holds it to the tail of
 /// generation `i`.
 fn move_to_generation(heap: &mut Heap, o: Obj, i: usize) {
+    heap.scan_end(o); // the garbage's scan marks (see `find_unreachable`)
     let links = heap.links(o);
     // SAFETY: `o` is tracked, so its links are on a well-formed list; the
     // generation lists live in the boxed heap and never move.
@@ -404,92 +387,170 @@ fn move_to_generation(heap: &mut Heap, o: Obj, i: usize) {
     }
 }
 
-/// Merges generations younger than `generation` into it.
-fn merge_younger(heap: &mut Heap, generation: usize) {
-    for i in 0..generation {
-        let (young, old) = heap.gc.generations.split_at_mut(generation);
-        old[0].append(&mut young[i]);
-    }
+/// An empty list at a fixed address (its sentinel points at itself).
+fn new_list() -> Box<GcList> {
+    let mut list = Box::new(GcList::new());
+    list.init();
+    list
 }
 
-/// Calls `visit` for every reference `o` holds: its built-in part, and its
-/// payload through the host's `traverse` when its type has one.
-pub fn traverse(heap: &Heap, o: Obj, host_traverse: HostTraverse, visit: &mut dyn FnMut(Obj)) {
-    heap.traverse_builtin(o, visit);
-    let t = heap.type_of(o);
-    if t.is_host() && t.hooks().traverse != 0 {
-        // A host may report anything: only live objects of this heap count.
-        host_traverse(o, t.hooks(), &mut |child| {
-            if heap.lookup(child.as_ptr() as *const u8).is_some() {
-                visit(child);
+/// Walks the references objects hold: the built-in part of each, and the
+/// payload of a host instance through the host's `traverse`. A host may
+/// report anything, so its children are validated (only live objects of
+/// this heap are visited); they arrive in a buffer reused from object to
+/// object, so each one costs the host one plain call.
+pub struct Traverser<'a> {
+    host: HostTraverse<'a>,
+    children: Vec<Obj>,
+}
+
+impl<'a> Traverser<'a> {
+    pub fn new(host: HostTraverse<'a>) -> Traverser<'a> {
+        Traverser { host, children: Vec::new() }
+    }
+
+    /// Calls `visit` for every reference `o` holds.
+    #[inline(always)]
+    pub fn traverse<F: FnMut(Obj) + ?Sized>(&mut self, heap: &Heap, o: Obj, visit: &mut F) {
+        heap.traverse_builtin(o, visit);
+        let hooks = heap.host_hooks(o);
+        if hooks.traverse != 0 {
+            self.children.clear();
+            (self.host)(o, hooks, &mut self.children);
+            for &child in &self.children {
+                if heap.lookup(child.as_ptr() as *const u8).is_some() {
+                    visit(child);
+                }
             }
-        });
+        }
     }
 }
 
-/// The objects of generation `i`, in the scratch arena.
-fn gen_objects<'b>(bump: &'b Bump, heap: &Heap, i: usize) -> BumpVec<'b, Obj> {
-    let mut v = BumpVec::new_in(bump);
-    v.extend(heap.gc.generations[i].objects());
-    v
-}
-
-/// Which objects of `objs` nothing outside `objs` reaches, by CPython's
-/// three phases, with `gc_refs` kept in the objects' headers (no table):
-/// - update_refs: `gc_refs = refcount` for every object of the set;
-/// - subtract_refs: every reference from one object of the set to another
-///   takes one off its target's `gc_refs`; afterwards `gc_refs` counts only
-///   references from outside the set;
-/// - move_unreachable: objects with `gc_refs > 0` are roots, and everything
-///   they reach inside the set is reachable (a work-list walk, no
-///   recursion); the rest is garbage.
+/// Moves the objects of `young` that nothing outside `young` reaches to
+/// `unreachable`, by CPython's three phases; returns how many stay on
+/// `young` (the reachable ones; tuples of untracked items are untracked on
+/// the way, as CPython's `untrack_tuples` does) and how many moved.
 ///
-/// The counts are restored before returning. Returns (garbage, reachable).
-fn find_unreachable<'b>(
-    bump: &'b Bump,
+/// The objects moved keep their scan marks (`COLLECTING`, `UNREACHABLE`)
+/// while they stay on `unreachable` — a walk over the garbage saved: every
+/// way off that list takes them off (`move_to_generation`, `untrack` when
+/// an object dies, `check_resurrection` before it scans the garbage again).
+fn find_unreachable(
     heap: &Heap,
-    objs: &[Obj],
+    scope: Scope,
+    young: &mut GcList,
+    unreachable: &mut GcList,
     host_traverse: HostTraverse,
-) -> (BumpVec<'b, Obj>, BumpVec<'b, Obj>) {
-    // update_refs
-    let mut saved = BumpVec::with_capacity_in(objs.len(), bump);
-    for &o in objs {
-        saved.push(heap.gc_begin(o));
-    }
-    // subtract_refs
-    for &o in objs {
-        traverse(heap, o, &mut *host_traverse, &mut |child| heap.gc_decrement(child));
-    }
-    // move_unreachable
-    let mut work = BumpVec::new_in(bump);
-    for &o in objs {
-        if heap.gc_refs(o) > 0 && heap.gc_mark_reachable(o) {
-            work.push(o);
+) -> (usize, u64) {
+    let mut tr = Traverser::new(host_traverse);
+    match scope {
+        Scope::List => {
+            update_refs(heap, young);
+            subtract_refs(heap, young, &mut tr);
         }
+        Scope::AllUnfrozen => update_and_subtract_refs(heap, young, &mut tr),
     }
-    while let Some(o) = work.pop() {
-        traverse(heap, o, &mut *host_traverse, &mut |child| {
-            if heap.gc_mark_reachable(child) {
-                work.push(child);
-            }
-        });
-    }
-    let mut garbage = BumpVec::new_in(bump);
-    let mut reachable = BumpVec::new_in(bump);
-    for (&o, &refcnt) in objs.iter().zip(saved.iter()) {
-        if heap.gc_end(o, refcnt) {
-            reachable.push(o);
-        } else {
-            garbage.push(o);
-        }
-    }
-    (garbage, reachable)
+    move_unreachable(heap, young, unreachable, &mut tr)
 }
 
-/// untrack_tuples: a surviving tuple whose items are all untracked can never
-/// be in a cycle: the collector stops watching it (CPython does the same).
-fn untrack_tuples(heap: &mut Heap, generation: usize) {
-    for o in heap.gc.generations[generation].objects() {
-        heap.maybe_untrack_tuple(o);
+/// What a scan covers, which decides how its members are told apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The objects of the list given, marked by update_refs before anything
+    /// is subtracted (young generations; the garbage, when looking for
+    /// resurrected objects).
+    List,
+    /// Every tracked object outside the permanent generation, all on the
+    /// list given (a full collection): membership shows in each object's
+    /// flags, so update_refs is folded into subtract_refs.
+    AllUnfrozen,
+}
+
+/// update_refs and subtract_refs in one walk, for a full collection: each
+/// object joins the scan when first seen, as the cursor or as a child (see
+/// `Heap::scan_decrement_full`) — one pass over the objects fewer.
+fn update_and_subtract_refs(heap: &Heap, young: &GcList, tr: &mut Traverser) {
+    for o in young.iter() {
+        heap.scan_join(o);
+        tr.traverse(heap, o, &mut |child| heap.scan_decrement_full(child));
     }
+}
+
+/// update_refs: `gc_refs = refcount` for every object of `young`.
+fn update_refs(heap: &Heap, young: &GcList) {
+    for o in young.iter() {
+        heap.scan_begin(o);
+    }
+}
+
+/// subtract_refs: every reference from one object of `young` to another
+/// takes one off its target's `gc_refs`; afterwards `gc_refs` counts only
+/// the references from outside `young`.
+fn subtract_refs(heap: &Heap, young: &GcList, tr: &mut Traverser) {
+    for o in young.iter() {
+        tr.traverse(heap, o, &mut |child| heap.scan_decrement(child));
+    }
+}
+
+/// move_unreachable (CPython's, walking `young` once): an object with
+/// `gc_refs > 0` is reachable, and so is everything it references: those
+/// still ahead get `gc_refs = 1`, those already moved to `unreachable` come
+/// back to the tail of `young` (so the walk reaches them). An object with
+/// `gc_refs == 0` when the walk reaches it moves to `unreachable`,
+/// tentatively. When the walk ends, `unreachable` holds exactly the garbage.
+/// Returns (survivors, garbage).
+///
+/// The walk follows `next` links only: the `prev` field of an object still
+/// ahead holds its `gc_refs`, and is rebuilt as the walk passes. Objects
+/// on `unreachable` have real links (their `gc_refs` is 0 by definition).
+fn move_unreachable(heap: &Heap, young: &mut GcList, unreachable: &mut GcList, tr: &mut Traverser) -> (usize, u64) {
+    let head: *mut GcLinks = &mut young.head;
+    let (mut survivors, mut garbage) = (0, 0);
+    // SAFETY: every link followed belongs to a live container on `young` or
+    // `unreachable` (both well formed apart from the `prev` fields of the
+    // objects ahead of the walk, which are only read as `gc_refs`); the
+    // sentinel `head` outlives the walk. `young`'s last member is never moved
+    // while an append can still happen: moving the tail ends the walk.
+    unsafe {
+        let mut prev = head;
+        let mut at = (*prev).next;
+        while at != head {
+            let o = from_gc_links(at);
+            let reachable = matches!(heap.scan_state(o), ScanState::Pending(refs) if refs > 0);
+            if reachable {
+                tr.traverse(heap, o, &mut |child| match heap.scan_state(child) {
+                    ScanState::Pending(0) => heap.scan_set_refs(child, 1),
+                    ScanState::Unreachable => {
+                        let l = heap.links(child);
+                        gc_unlink(l);
+                        heap.scan_unmark_unreachable(child);
+                        garbage -= 1;
+                        let last = (*head).prev;
+                        (*last).next = l;
+                        (*l).next = head;
+                        (*head).prev = l;
+                        heap.scan_set_refs(child, 1);
+                    }
+                    ScanState::Pending(_) | ScanState::Outside => {}
+                });
+                if heap.is_untrackable_tuple(o) {
+                    (*prev).next = (*at).next;
+                    heap.scan_untrack(o);
+                } else {
+                    (*at).prev = prev;
+                    heap.scan_end(o);
+                    survivors += 1;
+                    prev = at;
+                }
+            } else {
+                (*prev).next = (*at).next;
+                heap.scan_mark_unreachable(o);
+                unreachable.push_back(at);
+                garbage += 1;
+            }
+            at = (*prev).next;
+        }
+        (*head).prev = prev;
+    }
+    (survivors, garbage)
 }

@@ -23,4 +23,4 @@
 
 pub mod collector;
 
-pub use collector::{debug, traverse, Collection, Collector, GenStats, HostTraverse, Profile};
+pub use collector::{debug, Collection, Collector, GenStats, HostTraverse, Profile, Traverser};

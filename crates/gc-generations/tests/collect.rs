@@ -124,7 +124,21 @@ fn freeze_moves_everything_out_of_reach() {
     gc.freeze(&mut h);
     assert_eq!(h.gc.permanent.len(), 1);
     assert_eq!(gc.collect_without_host(&mut h, 2), 0, "frozen garbage is not collected");
+    // A new cycle that references the frozen list: the full collection
+    // frees the cycle and leaves the frozen list (its count, its links)
+    // alone.
+    let (b, c) = (h.list_new().unwrap(), h.list_new().unwrap());
+    for (from, to) in [(b, c), (c, b), (b, a)] {
+        h.list_append(from, to).unwrap();
+    }
+    h.decref(b);
+    h.decref(c);
+    assert_eq!(h.refcount(a), 2);
+    assert_eq!(gc.collect_without_host(&mut h, 2), 2, "the new cycle, not the frozen list");
+    assert_eq!(h.refcount(a), 1);
+    assert_eq!(h.gc.permanent.len(), 1);
     gc.unfreeze(&mut h);
+    assert_eq!(h.gc.permanent.len(), 0);
     assert_eq!(gc.collect_without_host(&mut h, 2), 1);
 }
 

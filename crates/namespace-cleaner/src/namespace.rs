@@ -46,7 +46,10 @@ impl Namespaces {
         if let Some(id) = self.type_id {
             return Ok(id);
         }
-        let spec = HostTypeSpec { name: "namespace".into(), payload_size: 0, hooks: Default::default() };
+        // Declared slots (CPython's `__slots__`): the three attributes live
+        // inline in the object, and no other name can be set on it.
+        let slots = [NAME_ATTR, NAMES_ATTR, HIDDEN_ATTR].map(|a| String::from_utf8_lossy(a).into_owned()).to_vec();
+        let spec = HostTypeSpec { name: "namespace".into(), payload_size: 0, hooks: Default::default(), slots };
         let handle = heap.type_new(&spec)?;
         let id = heap.check_type(handle)?;
         self.type_id = Some(id);

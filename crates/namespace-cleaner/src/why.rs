@@ -24,7 +24,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write;
 
-use gc_generations::HostTraverse;
+use gc_generations::{HostTraverse, Traverser};
 use hashbrown::{HashMap, HashSet};
 use refcount_object::object::type_ids;
 use refcount_object::{Heap, Obj, ObjResult};
@@ -110,10 +110,11 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// referring twice appears twice), for containers and the target.
 fn reverse_edges(heap: &Heap, target: Obj, host: HostTraverse) -> HashMap<Obj, Vec<Obj>> {
     let mut parents: HashMap<Obj, Vec<Obj>> = HashMap::new();
+    let mut traverser = Traverser::new(host);
     let lists = heap.gc.generations.iter().chain(std::iter::once(&heap.gc.permanent));
     for list in lists {
         for p in list.objects() {
-            gc_generations::traverse(heap, p, &mut *host, &mut |c| {
+            traverser.traverse(heap, p, &mut |c: Obj| {
                 if c == target || heap.is_gc(c) {
                     parents.entry(c).or_default().push(p);
                 }

@@ -276,7 +276,7 @@ fn why_alive_shows_every_shortest_chain() {
     });
     // ... and the host holds one reference of its own.
     heap.incref(data);
-    let mut no_host = |_: Obj, _: refcount_object::HostHooks, _: &mut dyn FnMut(Obj)| {};
+    let mut no_host = |_: Obj, _: refcount_object::HostHooks, _: &mut Vec<Obj>| {};
     let text = nss.why_alive(&mut heap, main, b"data", &mut no_host).unwrap();
     insta::assert_snapshot!("why_alive", mask_addresses(&text));
     heap.decref(data);

@@ -25,7 +25,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use gc_generations::{Collector, Profile};
+use gc_generations::{Collector, Profile, Traverser};
 use refcount_object::{Heap, HostHooks, Obj};
 
 use crate::boundary::{c_message, enter_for, ffi_boundary, require, run, write_out, Access, Failure};
@@ -73,38 +73,35 @@ impl GcState {
     }
 }
 
-/// The visit function pymem hands to a host `traverse`: records a child.
-/// `arg` is the collector's visitor; the child is only ever used as a key,
-/// never dereferenced, unless it is a known object.
-unsafe extern "C" fn visit_trampoline(child: *mut Object, arg: *mut c_void) -> c_int {
-    if child.is_null() || arg.is_null() {
-        return 0;
+/// The visit function pymem hands to a host `traverse`: appends the child
+/// to the collector's list (`arg`). Nothing is dereferenced here: the
+/// collector keeps only the children that are live objects of the runtime.
+unsafe extern "C" fn push_child(child: *mut Object, arg: *mut c_void) -> c_int {
+    if let (Some(child), false) = (Obj::new(child as *mut refcount_object::ObjHeader), arg.is_null()) {
+        // SAFETY: `arg` is the `&mut Vec<Obj>` passed by `host_traverse`,
+        // alive and not otherwise borrowed for the duration of the call.
+        unsafe { &mut *(arg as *mut Vec<Obj>) }.push(child);
     }
-    // SAFETY: `arg` is the `&mut &mut dyn FnMut(Obj)` passed by `host_traverse`,
-    // alive for the duration of the host's traverse call.
-    let visit = unsafe { &mut *(arg as *mut &mut dyn FnMut(Obj)) };
-    // SAFETY: non-null (checked).
-    visit(unsafe { Obj::new_unchecked(child as *mut refcount_object::ObjHeader) });
     0
 }
 
-/// Calls the host `traverse` of `o`'s type (stored as an address).
-pub(crate) fn host_traverse(traverse: usize, userdata: usize, o: Obj, visit: &mut dyn FnMut(Obj)) {
-    if traverse == 0 {
+/// Calls the host `traverse` of `o`'s type, appending what it reports to
+/// `children`.
+pub(crate) fn host_traverse(o: Obj, hooks: HostHooks, children: &mut Vec<Obj>) {
+    if hooks.traverse == 0 {
         return;
     }
-    let mut visit_ref: &mut dyn FnMut(Obj) = visit;
     // SAFETY: `traverse` was stored from a non-NULL `pymem_traverse_fn`.
     let f: unsafe extern "C" fn(*mut Object, VisitFn, *mut c_void, *mut c_void) -> c_int =
-        unsafe { std::mem::transmute(traverse) };
+        unsafe { std::mem::transmute(hooks.traverse) };
     // SAFETY: the host's function, called as its C type promises; `arg`
-    // points at `visit_ref`, alive until it returns.
+    // points at `children`, alive until it returns.
     unsafe {
         f(
             o.as_ptr() as *mut Object,
-            Some(visit_trampoline),
-            &mut visit_ref as *mut &mut dyn FnMut(Obj) as *mut c_void,
-            userdata as *mut c_void,
+            Some(push_child),
+            children as *mut Vec<Obj> as *mut c_void,
+            hooks.userdata as *mut c_void,
         )
     };
 }
@@ -132,18 +129,22 @@ pub(crate) fn run_collection(rt: &Runtime, generation: usize) -> u64 {
     let mut c = rt.in_callback(Some(Restriction::ReadOnly), || {
         let st = state(rt);
         let heap = &mut *st.heap;
-        let mut trav = |o: Obj, hooks: HostHooks, v: &mut dyn FnMut(Obj)| {
-            host_traverse(hooks.traverse, hooks.userdata, o, v);
-        };
-        st.gc.collector.begin(heap, generation, &mut trav)
+        st.gc.collector.begin(heap, generation, &mut host_traverse)
     });
-    emit_debug_lines(rt, std::mem::take(&mut c.debug_lines));
+    let lines = std::mem::take(&mut c.debug_lines);
+    // Host code from here on (the debug sink, weak reference callbacks,
+    // finalizers) may resurrect garbage: phase 3 looks for it then.
+    let mut host_code_ran = !lines.is_empty();
+    emit_debug_lines(rt, lines);
     // Weak references to the garbage: cleared, then their callbacks run.
-    crate::weakref::handle_weakrefs(rt, &c);
+    host_code_ran |= crate::weakref::handle_weakrefs(rt, &c);
+    if host_code_ran {
+        state(rt).gc.collector.note_host_code_ran(&mut c);
+    }
     // Phase 2: finalizers (PEP 442), each with a reference held.
     let finalize = {
         let st = state(rt);
-        st.gc.collector.finalizers(&mut st.heap, &c)
+        st.gc.collector.finalizers(&mut st.heap, &mut c)
     };
     for o in finalize {
         let hooks = state(rt).heap.type_of(o).hooks();
@@ -160,10 +161,7 @@ pub(crate) fn run_collection(rt: &Runtime, generation: usize) -> u64 {
     rt.in_callback(Some(Restriction::ReadOnly), || {
         let st = state(rt);
         let heap = &mut *st.heap;
-        let mut trav = |o: Obj, hooks: HostHooks, v: &mut dyn FnMut(Obj)| {
-            host_traverse(hooks.traverse, hooks.userdata, o, v);
-        };
-        st.gc.collector.check_resurrection(heap, &mut c, &mut trav);
+        st.gc.collector.check_resurrection(heap, &mut c, &mut host_traverse);
     });
     // Phase 4: clear each garbage object (built-in part, then host clear).
     loop {
@@ -745,15 +743,10 @@ unsafe fn traversing_entry(
 fn traverse_each(rt: &Runtime, objs: &[Obj], visit: &mut dyn FnMut(Obj, Obj)) {
     rt.in_callback(Some(Restriction::ReadOnly), || {
         let heap = &*state(rt).heap;
-        let mut trav = |o: Obj, hooks: HostHooks, v: &mut dyn FnMut(Obj)| {
-            host_traverse(hooks.traverse, hooks.userdata, o, v);
-        };
+        let mut host = host_traverse;
+        let mut traverser = Traverser::new(&mut host);
         for &parent in objs {
-            gc_generations::traverse(heap, parent, &mut trav, &mut |child| {
-                if heap.lookup(child.as_ptr() as *const u8).is_some() {
-                    visit(parent, child);
-                }
-            });
+            traverser.traverse(heap, parent, &mut |child| visit(parent, child));
         }
     });
 }

@@ -23,7 +23,7 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use obmalloc::BlockKind;
-use refcount_object::{HostHooks, Obj};
+use refcount_object::Obj;
 
 use crate::boundary::{c_message, enter_for, ffi_boundary, require, run, write_out, Access, Failure};
 use crate::object::{after_object_call, arg, give, name_arg, Object};
@@ -380,9 +380,7 @@ pub unsafe extern "C" fn pymem_ns_why_alive(
         require(out, "out")?;
         // Host `traverse` callbacks run inside: they may call nothing.
         let text = rt_ref.in_callback(Some(Restriction::ReadOnly), || {
-            let mut host = |o: Obj, hooks: HostHooks, visit: &mut dyn FnMut(Obj)| {
-                crate::gc::host_traverse(hooks.traverse, hooks.userdata, o, visit);
-            };
+            let mut host = crate::gc::host_traverse;
             state.ns.why_alive(&mut state.heap, ns, name, &mut host)
         })?;
         // SAFETY: checked non-null.

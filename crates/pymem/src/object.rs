@@ -98,6 +98,13 @@ pub struct TypeSpec {
     pub dealloc: DeallocFn,
     /// Passed to every callback.
     pub userdata: *mut c_void,
+    /// CPython's `__slots__`: `nslots` attribute names (NUL-terminated
+    /// UTF-8, copied) that every instance has at a fixed place, and the
+    /// only names `pymem_setattr` accepts on it (`PYMEM_ERR_KEY` otherwise).
+    /// The collector traverses them itself: no callback is needed for
+    /// references kept there. NULL and 0: any names.
+    pub slots: *const *const c_char,
+    pub nslots: usize,
 }
 
 /// Sets every field of `*spec` to its default (NULL, 0). NULL is ignored.
@@ -117,6 +124,8 @@ pub unsafe extern "C" fn pymem_type_spec_init(spec: *mut TypeSpec) {
                 finalize: None,
                 dealloc: None,
                 userdata: ptr::null_mut(),
+                slots: ptr::null(),
+                nslots: 0,
             })
         };
     }
@@ -1001,6 +1010,16 @@ pub unsafe extern "C" fn pymem_type_new(rt: *mut Runtime, spec: *const TypeSpec,
         // SAFETY: checked non-null; initialised per the contract.
         let spec = unsafe { &*spec };
         let name = name_arg(spec.name, "spec->name")?;
+        if spec.nslots > 0 {
+            require(spec.slots, "spec->slots")?;
+        }
+        let slots = (0..spec.nslots)
+            .map(|i| {
+                // SAFETY: `slots` holds `nslots` pointers (the contract).
+                let slot = unsafe { *spec.slots.add(i) };
+                name_arg(slot, "a name in spec->slots").map(|b| String::from_utf8_lossy(b).into_owned())
+            })
+            .collect::<Result<Vec<String>, Failure>>()?;
         let host = HostTypeSpec {
             name: String::from_utf8_lossy(name).into_owned(),
             payload_size: spec.payload_size,
@@ -1011,6 +1030,7 @@ pub unsafe extern "C" fn pymem_type_new(rt: *mut Runtime, spec: *const TypeSpec,
                 dealloc: spec.dealloc.map_or(0, |f| f as usize),
                 userdata: spec.userdata as usize,
             },
+            slots,
         };
         let t = state.heap.type_new(&host)?;
         // SAFETY: checked non-null.

@@ -212,21 +212,23 @@ fn next_due(rt: &Runtime) -> Option<refcount_object::DueCallback> {
 /// finalizers: every weak reference to a garbage object is cleared, then
 /// the callbacks run (with no borrow of the heap alive; they may call
 /// anything but `pymem_runtime_free`, and a collection they ask for returns
-/// 0). Callbacks queued before the collection run here too.
-pub(crate) fn handle_weakrefs(rt: &Runtime, c: &Collection) {
+/// 0). Callbacks queued before the collection run here too. Returns whether
+/// any ran (host code, which may have resurrected garbage).
+pub(crate) fn handle_weakrefs(rt: &Runtime, c: &Collection) -> bool {
     {
         // SAFETY: the owner thread; this borrow ends before any host code.
         let st = unsafe { rt.state_mut() };
         // No weak references at all (the common case): no walk of the
         // garbage, no scratch list.
         if st.heap.has_weakly_referenced_objects() {
-            for o in st.gc.collector.garbage_objects(c) {
+            for o in st.gc.collector.garbage_iter(c) {
                 st.heap.clear_weakrefs(o);
             }
         }
         if !st.heap.has_due_weakref_callbacks() {
-            return;
+            return false;
         }
     }
     run_callbacks(rt);
+    true
 }

@@ -13,24 +13,93 @@ use crate::error::{ObjError, ObjResult};
 use crate::heap::{size_of, Heap};
 use crate::object::{body, type_ids, FunctionObj, InstanceObj, ModuleObj, Obj};
 
+/// The most attribute slots an instance gets inline (more go to a block of
+/// their own).
+pub const MAX_INLINE_VALUES: usize = 16;
+
+/// Where the inline values start in an instance whose type has `payload`
+/// payload bytes (8-byte aligned after the payload).
+pub(crate) fn inline_values_offset(payload: usize) -> usize {
+    size_of::<InstanceObj>() + payload.next_multiple_of(8)
+}
+
+/// The size of an instance's block: fixed part, payload, inline values.
+pub(crate) fn instance_block_size(payload: usize, inline_cap: usize) -> Option<usize> {
+    let fixed = size_of::<InstanceObj>().checked_add(payload)?;
+    if inline_cap == 0 {
+        return Some(fixed);
+    }
+    fixed.checked_next_multiple_of(8)?.checked_add(inline_cap * std::mem::size_of::<Option<Obj>>())
+}
+
 impl Heap {
     /// A new instance of host type `type_id`, its payload zeroed, tracked by
-    /// the collector. New reference.
+    /// the collector. New reference. Its values are inline, one slot per
+    /// attribute name its type knows so far (up to [`MAX_INLINE_VALUES`]):
+    /// the names instances of a type get are usually the same.
     pub fn instance_new(&mut self, type_id: u32) -> ObjResult<Obj> {
-        let payload = self.type_info(type_id).payload_size;
-        let size = size_of::<InstanceObj>()
-            .checked_add(payload)
+        let t = self.type_info(type_id);
+        let (payload, inline_cap) = (t.payload_size, t.keys.len().min(MAX_INLINE_VALUES));
+        let size = instance_block_size(payload, inline_cap)
             .ok_or_else(|| ObjError::InvalidArgument("payload too large".into()))?;
         let o = self.alloc_obj(type_id, size, true)?;
-        // SAFETY: a fresh instance block with `payload` bytes after the fixed part.
+        // SAFETY: a fresh instance block of `size` bytes: the fixed part,
+        // `payload` bytes, then `inline_cap` slots at `inline_values_offset`.
         unsafe {
             let inst = body::<InstanceObj>(o);
-            inst.values = ptr::null_mut();
-            inst.nvalues = 0;
             ptr::write_bytes(inst.payload.as_mut_ptr() as *mut u8, 0, payload);
+            inst.values = ptr::null_mut();
+            if inline_cap > 0 {
+                let values = (o.as_ptr() as *mut u8).add(inline_values_offset(payload)) as *mut Option<Obj>;
+                for i in 0..inline_cap {
+                    values.add(i).write(None);
+                }
+                inst.values = values;
+            }
+            inst.nvalues = inline_cap as u32;
+            inst.inline_cap = inline_cap as u32;
         }
         self.track(o);
         Ok(o)
+    }
+
+    /// Gives instance `o` at least `want` value slots (new ones `None`):
+    /// its own values block grows; inline values move to a block of their
+    /// own.
+    pub(crate) fn instance_reserve(&mut self, o: Obj, want: usize) -> ObjResult<()> {
+        // SAFETY: callers pass instances of host types.
+        let (values, n, own_block) = unsafe {
+            let inst = body::<InstanceObj>(o);
+            (inst.values, inst.nvalues as usize, inst.values_in_own_block())
+        };
+        if want <= n {
+            return Ok(());
+        }
+        let want = want.max(n * 2).max(4);
+        let nvalues = u32::try_from(want).map_err(|_| ObjError::InvalidArgument("too many attributes".into()))?;
+        let bytes = want * std::mem::size_of::<Option<Obj>>();
+        let new = if own_block {
+            self.alloc.realloc_kind(values as *mut u8, bytes, BlockKind::Internal)?
+        } else {
+            self.alloc.malloc_kind(bytes, BlockKind::Internal)?
+        };
+        let new = new.as_ptr() as *mut Option<Obj>;
+        // SAFETY: the new block holds `want` slots; a realloc kept the first
+        // `n`, inline ones are moved here (and left `None` behind).
+        unsafe {
+            if !own_block {
+                for i in 0..n {
+                    new.add(i).write((*values.add(i)).take());
+                }
+            }
+            for i in n..want {
+                new.add(i).write(None);
+            }
+            let inst = body::<InstanceObj>(o);
+            inst.values = new;
+            inst.nvalues = nvalues;
+        }
+        Ok(())
     }
 
     /// Whether `o` is an instance of host type `type_id`.
@@ -135,7 +204,7 @@ impl Heap {
             if inst.values.is_null() {
                 return &[];
             }
-            std::slice::from_raw_parts(inst.values, inst.nvalues)
+            std::slice::from_raw_parts(inst.values, inst.nvalues as usize)
         }
     }
 
@@ -158,6 +227,7 @@ impl Heap {
         let type_id = self.type_id(o);
         let slot = match self.type_info(type_id).key_index.get(name) {
             Some(&slot) => slot,
+            None if self.type_info(type_id).fixed_slots => return Err(self.no_attribute(o, name)),
             None => {
                 let key = self.str_intern(name)?;
                 let t = self.type_info_mut(type_id);
@@ -166,26 +236,7 @@ impl Heap {
                 t.keys.len() - 1
             }
         };
-        // SAFETY: `o` is an instance (checked by `attr_target`).
-        let (values, n) = unsafe {
-            let inst = body::<InstanceObj>(o);
-            (inst.values, inst.nvalues)
-        };
-        if slot >= n {
-            let want = (slot + 1).max(n * 2).max(4);
-            let bytes = want * std::mem::size_of::<Option<Obj>>();
-            let new =
-                self.alloc.realloc_kind(values as *mut u8, bytes, BlockKind::Internal)?.as_ptr() as *mut Option<Obj>;
-            // SAFETY: the new block holds `want` slots; the first `n` were copied.
-            unsafe {
-                for i in n..want {
-                    new.add(i).write(None);
-                }
-                let inst = body::<InstanceObj>(o);
-                inst.values = new;
-                inst.nvalues = want;
-            }
-        }
+        self.instance_reserve(o, slot + 1)?;
         self.incref(value);
         // SAFETY: `slot < nvalues`.
         let old = unsafe { (*body::<InstanceObj>(o).values.add(slot)).replace(value) };
@@ -246,19 +297,27 @@ impl Heap {
 }
 
 impl Heap {
-    /// Removes every attribute of an instance; the references go to
-    /// `dropped` (the caller drops them).
-    pub(crate) fn instance_clear_values(&mut self, o: Obj, dropped: &mut Vec<Obj>) {
-        // SAFETY: callers pass instances of host types.
-        let (values, n) = unsafe {
-            let inst = body::<InstanceObj>(o);
-            (inst.values, inst.nvalues)
-        };
-        for i in 0..n {
-            // SAFETY: `i < nvalues`.
-            if let Some(v) = unsafe { (*values.add(i)).take() } {
-                dropped.push(v);
+    /// Removes every attribute of an instance, dropping each reference as
+    /// its slot is emptied. What a drop frees cannot reach back into this
+    /// instance: deallocation runs no host code (host callbacks are queued),
+    /// and the caller's reference keeps the instance itself alive. So no
+    /// buffer is needed, unlike a list or a dict, whose storage can move.
+    pub(crate) fn instance_clear_values(&mut self, o: Obj) {
+        let mut i = 0;
+        loop {
+            // SAFETY: callers pass live instances of host types; the values
+            // array is read again after every drop.
+            let v = unsafe {
+                let inst = body::<InstanceObj>(o);
+                if i >= inst.nvalues as usize {
+                    break;
+                }
+                (*inst.values.add(i)).take()
+            };
+            if let Some(v) = v {
+                self.decref(v);
             }
+            i += 1;
         }
     }
 }

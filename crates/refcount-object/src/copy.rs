@@ -122,7 +122,7 @@ impl Heap {
                 unsafe {
                     let src = body::<InstanceObj>(o);
                     let to = body::<InstanceObj>(dst).values;
-                    for i in 0..src.nvalues {
+                    for i in 0..src.nvalues as usize {
                         if let Some(v) = *src.values.add(i) {
                             self.incref(v);
                             *to.add(i) = Some(v);
@@ -374,7 +374,7 @@ impl Heap {
                 }
                 _ => {
                     let inst = body::<InstanceObj>(c);
-                    for i in 0..inst.nvalues {
+                    for i in 0..inst.nvalues as usize {
                         children.extend((*inst.values.add(i)).take());
                     }
                 }
@@ -428,29 +428,11 @@ impl Heap {
         // SAFETY: two instances of one type, each with `payload` bytes.
         unsafe { ptr::copy_nonoverlapping(self.payload_ptr(src), self.payload_ptr(dst), payload) };
         // SAFETY: `src` is an instance.
-        let n = unsafe { body::<InstanceObj>(src).nvalues };
-        if n == 0 {
-            return Ok(dst);
+        let n = unsafe { body::<InstanceObj>(src).nvalues } as usize;
+        if let Err(e) = self.instance_reserve(dst, n) {
+            self.decref(dst);
+            return Err(e);
         }
-        // `n` slots already exist for `src`, so the size cannot overflow.
-        match self.alloc.malloc_kind(n * std::mem::size_of::<Option<Obj>>(), BlockKind::Internal) {
-            Ok(values) => {
-                let values = values.as_ptr() as *mut Option<Obj>;
-                // SAFETY: a fresh block of `n` slots; the instance takes it over.
-                unsafe {
-                    for i in 0..n {
-                        values.add(i).write(None);
-                    }
-                    let inst = body::<InstanceObj>(dst);
-                    inst.values = values;
-                    inst.nvalues = n;
-                }
-                Ok(dst)
-            }
-            Err(e) => {
-                self.decref(dst);
-                Err(e.into())
-            }
-        }
+        Ok(dst)
     }
 }

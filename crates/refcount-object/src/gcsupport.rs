@@ -7,12 +7,24 @@
 use crate::heap::{GcList, Heap};
 use crate::object::{flags, gc_links, header, type_ids, GcLinks, Obj};
 
+/// Where an object stands in a collection's scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanState {
+    /// Not in the scanned set (or its scan is over).
+    Outside,
+    /// In the set, on the list being scanned, with this `gc_refs`.
+    Pending(usize),
+    /// In the set, on the tentatively unreachable list.
+    Unreachable,
+}
+
 impl Heap {
     /// Calls `visit` with every reference the built-in part of `o` holds:
     /// tuple and list items, dict keys and values, an instance's attribute
     /// values, a module's or function's name and attribute dict. Atoms hold
     /// none.
-    pub fn traverse_builtin(&self, o: Obj, visit: &mut dyn FnMut(Obj)) {
+    #[inline(always)]
+    pub fn traverse_builtin<F: FnMut(Obj) + ?Sized>(&self, o: Obj, visit: &mut F) {
         match self.type_id(o) {
             type_ids::TUPLE => self.tuple_items(o).iter().for_each(|&c| visit(c)),
             type_ids::LIST => {
@@ -49,6 +61,10 @@ impl Heap {
     /// mutable containers of its cycle). What this frees is freed at once,
     /// iteratively.
     pub fn clear_builtin(&mut self, o: Obj) {
+        if self.type_id(o) >= type_ids::FIRST_HOST_TYPE {
+            self.instance_clear_values(o);
+            return;
+        }
         // The references dropped are gathered first (nothing may be freed
         // while the container is being emptied); the buffer is reused.
         let mut dropped = std::mem::take(&mut self.clear_buffer);
@@ -69,7 +85,6 @@ impl Heap {
                     self.dict_clear(dict, &mut dropped);
                 }
             }
-            id if id >= type_ids::FIRST_HOST_TYPE => self.instance_clear_values(o, &mut dropped),
             _ => {}
         }
         for c in dropped.drain(..) {
@@ -106,71 +121,206 @@ impl Heap {
     }
 
     // ------------------------------------------------------------------
-    // The collector's scratch in the header, as CPython keeps `gc_refs` in
-    // its GC header during a collection: no table, no hashing. Between
-    // `gc_begin` and `gc_end` an object's `refcnt` field holds its `gc_refs`;
-    // nothing else may read or change counts meanwhile (the host cannot call
-    // in during a collection's traverse phases).
+    // The collector's marks, kept in the objects themselves as CPython keeps
+    // them in its GC header: no table, no hashing, no scratch memory.
+    //
+    // While a collection scans a set of objects, each member has the
+    // `COLLECTING` flag and its `gc_refs` in the `prev` field of its links
+    // (CPython's `_gc_prev` does the same): the list being scanned is walked
+    // through `next` only, and each `prev` is rebuilt as the scan passes.
+    // An object moved to the tentatively unreachable list also has the
+    // `UNREACHABLE` flag: there its `gc_refs` is 0 by definition and its
+    // `prev` is a real link again. Reference counts are never touched, so a
+    // host reading one during `traverse` sees the true value.
 
-    /// Marks `o` as examined and returns its reference count, to be restored
-    /// by `gc_end`; its `gc_refs` starts equal to it.
-    pub fn gc_begin(&self, o: Obj) -> usize {
-        // SAFETY: `o` is a live container of this heap.
-        let h = unsafe { header(o) };
-        h.flags |= flags::COLLECTING;
-        h.refcnt
+    /// update_refs for one object: it joins the scanned set and its
+    /// `gc_refs` starts at its reference count.
+    #[inline(always)]
+    pub fn scan_begin(&self, o: Obj) {
+        // SAFETY: `o` is a live tracked container (on the list being scanned).
+        unsafe {
+            let h = header(o);
+            h.flags |= flags::COLLECTING;
+            (*gc_links(o)).prev = h.refcnt as *mut GcLinks;
+        }
     }
 
-    /// A reference from inside the examined set: one less `gc_refs` for `o`,
-    /// if it is in the set.
-    pub fn gc_decrement(&self, o: Obj) {
+    /// update_refs on first sight, for a full collection (see
+    /// [`Heap::scan_decrement_full`]): `o` joins the scan unless it already
+    /// did.
+    #[inline(always)]
+    pub fn scan_join(&self, o: Obj) {
+        // SAFETY: `o` is a live tracked container (on the list being scanned).
+        if unsafe { header(o) }.flags & flags::COLLECTING == 0 {
+            self.scan_begin(o);
+        }
+    }
+
+    /// subtract_refs for one reference to `o`, in a full collection, where
+    /// the scanned set is every tracked object outside the permanent
+    /// generation (all generations are on the list being scanned): a member
+    /// not seen yet joins the scan first (its `gc_refs` = its count). So a
+    /// full collection needs no update_refs walk of its own.
+    #[inline(always)]
+    pub fn scan_decrement_full(&self, o: Obj) {
         // SAFETY: `o` is a live object (built-in children, or host children
-        // validated by the caller).
-        let h = unsafe { header(o) };
-        if h.flags & flags::COLLECTING != 0 {
-            h.refcnt = h.refcnt.saturating_sub(1);
+        // validated by the caller); a tracked, unfrozen one is on the list
+        // being scanned, so its `prev` field may hold `gc_refs`.
+        unsafe {
+            let h = header(o);
+            let f = h.flags;
+            if f & (flags::TRACKED | flags::FROZEN) != flags::TRACKED {
+                return;
+            }
+            let l = gc_links(o);
+            let refs = if f & flags::COLLECTING == 0 {
+                h.flags = f | flags::COLLECTING;
+                h.refcnt
+            } else {
+                (*l).prev as usize
+            };
+            (*l).prev = refs.saturating_sub(1) as *mut GcLinks;
         }
     }
 
-    /// `gc_refs` of an examined object: its references from outside the set.
-    pub fn gc_refs(&self, o: Obj) -> usize {
-        // SAFETY: live object.
-        unsafe { header(o) }.refcnt
-    }
-
-    /// Marks an examined object reachable; true if it was not yet, false if
-    /// it was (or is not in the set).
-    pub fn gc_mark_reachable(&self, o: Obj) -> bool {
-        // SAFETY: live object.
-        let h = unsafe { header(o) };
-        if h.flags & (flags::COLLECTING | flags::REACHABLE) == flags::COLLECTING {
-            h.flags |= flags::REACHABLE;
-            true
-        } else {
-            false
+    /// Asserts the collector's invariants between collections (tests call
+    /// it after each one): every member of a generation list is a tracked
+    /// container with well-formed links and no scan mark left; `FROZEN`
+    /// exactly on the permanent generation's members.
+    pub fn check_gc_invariants(&self) {
+        let lists = self.gc.generations.iter().map(|g| (g, false)).chain([(&self.gc.permanent, true)]);
+        for (list, frozen) in lists {
+            let mut l: *const GcLinks = &list.head;
+            loop {
+                // SAFETY: a well-formed list's links belong to its sentinel or
+                // to live containers (what this function checks).
+                let next = unsafe { (*l).next };
+                assert!(!next.is_null(), "a generation list is broken");
+                // SAFETY: as above.
+                assert!(std::ptr::eq(unsafe { (*next).prev }, l), "a prev link is wrong");
+                if std::ptr::eq(next, &list.head) {
+                    break;
+                }
+                // SAFETY: `next` is a member's links.
+                let o = unsafe { crate::object::from_gc_links(next) };
+                // SAFETY: members are live containers.
+                let f = unsafe { header(o) }.flags;
+                assert_eq!(f & (flags::GC | flags::TRACKED), flags::GC | flags::TRACKED, "a member is not tracked");
+                assert_eq!(f & (flags::COLLECTING | flags::UNREACHABLE), 0, "a scan mark was left");
+                assert_eq!(f & flags::FROZEN != 0, frozen, "FROZEN disagrees with the permanent generation");
+                l = next;
+            }
         }
     }
 
-    /// Ends the examination of `o`: its count restored, its marks removed.
-    /// Returns whether it was found reachable.
-    pub fn gc_end(&self, o: Obj, refcnt: usize) -> bool {
-        // SAFETY: live object.
-        let h = unsafe { header(o) };
-        let reachable = h.flags & flags::REACHABLE != 0;
-        h.flags &= !(flags::COLLECTING | flags::REACHABLE);
-        h.refcnt = refcnt;
-        reachable
+    /// `gc.freeze()`: every tracked object moves to the permanent generation.
+    pub fn freeze_generations(&mut self) {
+        for g in 0..3 {
+            for o in self.gc.generations[g].iter() {
+                // SAFETY: members of a generation list are live containers.
+                unsafe { header(o) }.flags |= flags::FROZEN;
+            }
+            let (gens, perm) = (&mut self.gc.generations, &mut self.gc.permanent);
+            perm.append(&mut gens[g]);
+        }
     }
 
-    /// Untracks a tuple whose items are all untracked or atoms (CPython's
-    /// `_PyTuple_MaybeUntrack`): it can never be part of a cycle.
-    pub fn maybe_untrack_tuple(&mut self, o: Obj) {
-        if self.type_id(o) != type_ids::TUPLE || !self.is_tracked(o) {
-            return;
+    /// `gc.unfreeze()`: the permanent generation goes back to the oldest.
+    pub fn unfreeze_generations(&mut self) {
+        for o in self.gc.permanent.iter() {
+            // SAFETY: members of the permanent list are live containers.
+            unsafe { header(o) }.flags &= !flags::FROZEN;
         }
-        let all_untracked = self.tuple_items(o).iter().all(|&c| !self.is_gc(c) || !self.is_tracked(c));
-        if all_untracked {
-            self.untrack(o);
+        let (gens, perm) = (&mut self.gc.generations, &mut self.gc.permanent);
+        gens[2].append(perm);
+    }
+
+    /// Where `o` stands in the scan (any live object may be asked).
+    #[inline(always)]
+    pub fn scan_state(&self, o: Obj) -> ScanState {
+        // SAFETY: `o` is a live object; only containers carry the flags, and
+        // only scanned ones have `gc_refs` in their links.
+        unsafe {
+            let f = header(o).flags;
+            if f & flags::COLLECTING == 0 {
+                ScanState::Outside
+            } else if f & flags::UNREACHABLE != 0 {
+                ScanState::Unreachable
+            } else {
+                ScanState::Pending((*gc_links(o)).prev as usize)
+            }
+        }
+    }
+
+    /// subtract_refs for one reference to `o`: a reference from inside the
+    /// scanned set takes one off its `gc_refs`. Objects outside the set are
+    /// left alone. (Saturating: a host `traverse` that reports a reference
+    /// it does not hold must not make a count wrap.)
+    #[inline(always)]
+    pub fn scan_decrement(&self, o: Obj) {
+        // SAFETY: `o` is a live object (built-in children, or host children
+        // validated by the caller); scanned ones hold `gc_refs` in `prev`.
+        unsafe {
+            if header(o).flags & flags::COLLECTING != 0 {
+                let l = gc_links(o);
+                (*l).prev = ((*l).prev as usize).saturating_sub(1) as *mut GcLinks;
+            }
+        }
+    }
+
+    /// Sets the `gc_refs` of a scanned, pending object (1 = "reached from a
+    /// root": move_unreachable will keep it).
+    ///
+    /// # Safety
+    /// `o` is scanned and not on the unreachable list (`Pending`), and its
+    /// `prev` field may be overwritten (the scan rebuilds it).
+    #[inline(always)]
+    pub unsafe fn scan_set_refs(&self, o: Obj, refs: usize) {
+        // SAFETY: contract.
+        unsafe { (*gc_links(o)).prev = refs as *mut GcLinks };
+    }
+
+    /// Marks a scanned object as moved to the tentatively unreachable list.
+    #[inline(always)]
+    pub fn scan_mark_unreachable(&self, o: Obj) {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags |= flags::UNREACHABLE;
+    }
+
+    /// An object of the unreachable list turned out reachable: back to
+    /// `Pending` (the caller relinks it and sets its `gc_refs`).
+    #[inline(always)]
+    pub fn scan_unmark_unreachable(&self, o: Obj) {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags &= !flags::UNREACHABLE;
+    }
+
+    /// Ends the scan of `o`: its marks removed (its `prev` must be a real
+    /// link again, which the caller sees to).
+    #[inline(always)]
+    pub fn scan_end(&self, o: Obj) {
+        // SAFETY: live object.
+        unsafe { header(o) }.flags &= !(flags::COLLECTING | flags::UNREACHABLE);
+    }
+
+    /// Whether `o` is a tuple whose items are all untracked or atoms (it can
+    /// never be part of a cycle; CPython's `_PyTuple_MaybeUntrack` test).
+    #[inline(always)]
+    pub fn is_untrackable_tuple(&self, o: Obj) -> bool {
+        self.type_id(o) == type_ids::TUPLE && self.tuple_items(o).iter().all(|&c| !self.is_tracked(c))
+    }
+
+    /// Forgets a tuple the scan found untrackable: it is no longer tracked.
+    /// The caller has already taken it out of the list being scanned.
+    ///
+    /// # Safety
+    /// `o` is a scanned tuple that no list links to any more.
+    #[inline(always)]
+    pub unsafe fn scan_untrack(&self, o: Obj) {
+        // SAFETY: contract.
+        unsafe {
+            header(o).flags &= !(flags::COLLECTING | flags::UNREACHABLE | flags::TRACKED);
+            *gc_links(o) = GcLinks::default();
         }
     }
 }

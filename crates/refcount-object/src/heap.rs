@@ -24,7 +24,7 @@ use crate::object::{
     body, flags, from_gc_links, gc_links, header, type_ids, BoolObj, FloatObj, FunctionObj, GcLinks, InstanceObj,
     IntObj, ListObj, ModuleObj, Obj, ObjHeader, StrObj, TupleObj, IMMORTAL_REFCNT,
 };
-use crate::types::{builtins, HostTypeSpec, TypeInfo};
+use crate::types::{builtins, HostHooks, HostTypeSpec, TypeInfo};
 
 /// Settings of the object layer (CPython 3.11's values by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +123,13 @@ impl GcList {
         out
     }
 
+    /// The objects in the list, in order, without copying them. Walks the
+    /// `next` links only, so a collection may use the `prev` fields of the
+    /// members meanwhile; the list must not be relinked during the walk.
+    pub fn iter(&self) -> GcListIter<'_> {
+        GcListIter { head: &self.head, at: self.head.next, _list: std::marker::PhantomData }
+    }
+
     /// Links `links` at the tail.
     ///
     /// # Safety
@@ -154,6 +161,31 @@ impl GcList {
             self.head.prev = last;
         }
         other.init();
+    }
+}
+
+/// An iterator over a [`GcList`] (see [`GcList::iter`]).
+pub struct GcListIter<'a> {
+    head: *const GcLinks,
+    at: *mut GcLinks,
+    _list: std::marker::PhantomData<&'a GcList>,
+}
+
+impl Iterator for GcListIter<'_> {
+    type Item = Obj;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Obj> {
+        if ptr::eq(self.at, self.head) {
+            return None;
+        }
+        // SAFETY: members of a well-formed list are live containers, and the
+        // list is borrowed, so it is not relinked while we walk it.
+        unsafe {
+            let o = from_gc_links(self.at);
+            self.at = (*self.at).next;
+            Some(o)
+        }
     }
 }
 
@@ -535,6 +567,18 @@ impl Heap {
         self.type_info(self.type_id(o))
     }
 
+    /// The host callbacks of `o`'s type (all 0 for built-in types).
+    #[inline(always)]
+    pub fn host_hooks(&self, o: Obj) -> HostHooks {
+        self.types[self.type_id(o) as usize].hooks
+    }
+
+    /// Whether any type of this heap has a `finalize` callback (if none, a
+    /// collection need not look for objects to finalize).
+    pub fn has_finalizer_types(&self) -> bool {
+        self.types.iter().any(|t| t.hooks.finalize != 0)
+    }
+
     /// Registers a host type; its handle is its `TypeInfo`'s address, stable
     /// until the heap is dropped.
     pub fn type_new(&mut self, spec: &HostTypeSpec) -> ObjResult<*const TypeInfo> {
@@ -542,7 +586,32 @@ impl Heap {
             return Err(ObjError::InvalidArgument("a type needs a non-empty name without NUL bytes".into()));
         }
         let id = u32::try_from(self.types.len()).map_err(|_| ObjError::InvalidArgument("too many types".into()))?;
-        self.types.push(Box::new(TypeInfo::host(id, spec)));
+        let mut seen = hashbrown::HashSet::new();
+        for slot in &spec.slots {
+            if slot.is_empty() || slot.as_bytes().contains(&0) {
+                return Err(ObjError::InvalidArgument("a slot needs a non-empty name without NUL bytes".into()));
+            }
+            if !seen.insert(slot.as_str()) {
+                return Err(ObjError::InvalidArgument(format!("slot name '{slot}' appears twice")));
+            }
+        }
+        let mut t = TypeInfo::host(id, spec);
+        // The slots are the type's first keys: every instance has them inline.
+        for slot in &spec.slots {
+            match self.str_intern(slot.as_bytes()) {
+                Ok(key) => {
+                    t.key_index.insert(slot.as_bytes().into(), t.keys.len());
+                    t.keys.push(key);
+                }
+                Err(e) => {
+                    for key in t.keys.drain(..) {
+                        self.decref(key);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.types.push(Box::new(t));
         Ok(&*self.types[id as usize] as *const TypeInfo)
     }
 
@@ -626,7 +695,9 @@ impl Heap {
             if h.flags & flags::TRACKED == 0 {
                 return;
             }
-            h.flags &= !flags::TRACKED;
+            // The scan marks go too: the garbage of a collection keeps them
+            // until it leaves the collection's list (see the collector).
+            h.flags &= !(flags::TRACKED | flags::FROZEN | flags::COLLECTING | flags::UNREACHABLE);
             gc_unlink(gc_links(o));
         }
     }
@@ -843,7 +914,7 @@ impl Heap {
         // SAFETY: contract.
         unsafe {
             let inst = body::<InstanceObj>(o);
-            let (values, n) = (inst.values, inst.nvalues);
+            let (values, n, own_block) = (inst.values, inst.nvalues as usize, inst.values_in_own_block());
             inst.values = ptr::null_mut();
             inst.nvalues = 0;
             for i in 0..n {
@@ -851,7 +922,7 @@ impl Heap {
                     self.release_child(v);
                 }
             }
-            if !values.is_null() {
+            if own_block {
                 let _ = self.alloc.free_kind(values as *mut u8, BlockKind::Internal);
             }
             self.free_block(o);

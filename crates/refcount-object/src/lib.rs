@@ -35,8 +35,9 @@ pub mod types;
 mod weakref;
 
 pub use error::{ObjError, ObjResult};
-pub use heap::{gc_unlink, GcList, GcState, Heap, HeapConfig};
-pub use object::{Obj, ObjHeader, IMMORTAL_REFCNT};
+pub use gcsupport::ScanState;
+pub use heap::{gc_unlink, GcList, GcListIter, GcState, Heap, HeapConfig};
+pub use object::{from_gc_links, GcLinks, Obj, ObjHeader, IMMORTAL_REFCNT};
 pub use repr::{float_repr, str_repr};
 pub use types::{HostHooks, HostTypeSpec, TypeInfo};
 pub use weakref::{DueCallback, WeakRef};

@@ -65,14 +65,18 @@ pub mod flags {
     pub const INTERNED: u32 = 1 << 4;
     /// A container type: `GcLinks` follow the header.
     pub const GC: u32 = 1 << 5;
-    /// In the set a collection is examining; its `refcnt` field holds the
-    /// collector's `gc_refs` until the collection restores it.
+    /// In the set a collection is scanning; the `prev` field of its links
+    /// holds the collector's `gc_refs` (unless `UNREACHABLE`).
     pub const COLLECTING: u32 = 1 << 6;
-    /// Found reachable by the collection examining it.
-    pub const REACHABLE: u32 = 1 << 7;
+    /// On a collection's tentatively unreachable list.
+    pub const UNREACHABLE: u32 = 1 << 7;
     /// Weak references to it exist (the heap's weakref registry has an
     /// entry for it): its death clears them and queues their callbacks.
     pub const HAS_WEAKREFS: u32 = 1 << 8;
+    /// In the permanent generation (`gc.freeze()`): tracked, but outside
+    /// every collection. A full collection tells the objects it scans by
+    /// `TRACKED` without `FROZEN`.
+    pub const FROZEN: u32 = 1 << 9;
 }
 
 /// Type ids of the built-in types; host types follow from `FIRST_HOST_TYPE`.
@@ -146,19 +150,39 @@ pub(crate) struct DictObj {
     pub(crate) table: crate::dict::DictTable,
 }
 
-/// An instance of a host type: attribute values inline in a values array
-/// indexed by the type's shared keys (CPython 3.11's split table), then the
-/// host's payload bytes.
+/// An instance of a host type: the host's payload bytes, then (when its
+/// type already had attribute names) its attribute values inline, in a
+/// values array indexed by the type's shared keys (CPython 3.11's split
+/// table; inline as CPython 3.13 has them):
+///
+/// ```text
+/// [ header | links | values nvalues inline_cap ][ payload ... ][ inline values ]
+/// ```
+/// `values` is null (`nvalues == 0`), or points at the inline array
+/// (`nvalues == inline_cap > 0`), or at an `Internal` block of its own once
+/// the instance needed more slots than were inline (`nvalues >
+/// inline_cap`; the inline slots are then unused). So an instance and its
+/// attributes are usually one block: one cache line fewer per traversal.
 #[repr(C)]
 pub(crate) struct InstanceObj {
     pub(crate) h: ObjHeader,
     pub(crate) gc: GcLinks,
-    /// `Internal` block of `nvalues` slots, null slots for deleted or unset
-    /// attributes; slot `i` belongs to the type's key `i`.
+    /// `nvalues` slots, null for deleted or unset attributes; slot `i`
+    /// belongs to the type's key `i`.
     pub(crate) values: *mut Option<Obj>,
-    pub(crate) nvalues: usize,
+    pub(crate) nvalues: u32,
+    /// Slots inline after the payload (fixed at creation).
+    pub(crate) inline_cap: u32,
     /// Host bytes follow, 16-byte aligned.
     pub(crate) payload: [u128; 0],
+}
+
+impl InstanceObj {
+    /// Whether the values live in a block of their own (to free with the
+    /// instance, to realloc when growing).
+    pub(crate) fn values_in_own_block(&self) -> bool {
+        self.nvalues > self.inline_cap
+    }
 }
 
 /// Where an instance's payload starts, from the object pointer: fixed for

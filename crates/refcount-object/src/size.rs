@@ -70,9 +70,12 @@ impl Heap {
                 type_ids::MODULE => size_of::<ModuleObj>(),
                 type_ids::FUNCTION => size_of::<FunctionObj>(),
                 _ => {
-                    size_of::<InstanceObj>()
-                        + self.type_of(o).payload_size()
-                        + body::<InstanceObj>(o).nvalues * size_of::<Option<Obj>>()
+                    let inst = body::<InstanceObj>(o);
+                    let payload = self.type_of(o).payload_size();
+                    let block = crate::attrs::instance_block_size(payload, inst.inline_cap as usize).unwrap_or(0);
+                    let own_values =
+                        if inst.values_in_own_block() { inst.nvalues as usize * size_of::<Option<Obj>>() } else { 0 };
+                    block + own_values
                 }
             }
         };

@@ -26,6 +26,10 @@ pub struct HostTypeSpec {
     pub name: String,
     pub payload_size: usize,
     pub hooks: HostHooks,
+    /// CPython's `__slots__`: the attribute names every instance has at a
+    /// fixed place (inline), and the only ones it may have. Empty: any
+    /// names, each given a slot as it is first set.
+    pub slots: Vec<String>,
 }
 
 pub struct TypeInfo {
@@ -38,6 +42,8 @@ pub struct TypeInfo {
     /// (strong references to interned strs), and their positions.
     pub(crate) keys: Vec<Obj>,
     pub(crate) key_index: HashMap<Box<[u8]>, usize>,
+    /// Declared with `slots`: no attribute names beyond `keys`.
+    pub(crate) fixed_slots: bool,
 }
 
 impl TypeInfo {
@@ -49,6 +55,7 @@ impl TypeInfo {
             hooks: HostHooks::default(),
             keys: Vec::new(),
             key_index: HashMap::new(),
+            fixed_slots: false,
         }
     }
 
@@ -60,6 +67,7 @@ impl TypeInfo {
             hooks: spec.hooks,
             keys: Vec::new(),
             key_index: HashMap::new(),
+            fixed_slots: !spec.slots.is_empty(),
         }
     }
 

@@ -293,7 +293,8 @@ mod tests {
     }
 
     fn host_type(h: &mut Heap, hooks: HostHooks) -> u32 {
-        let t = h.type_new(&HostTypeSpec { name: "Node".into(), payload_size: 8, hooks }).unwrap();
+        let t =
+            h.type_new(&HostTypeSpec { name: "Node".into(), payload_size: 8, hooks, ..Default::default() }).unwrap();
         h.check_type(t).unwrap()
     }
 

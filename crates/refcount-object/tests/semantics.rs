@@ -639,10 +639,33 @@ mod size {
             d
         });
         // CPython: a plain instance 56 (its __dict__ apart). Ours: 48 +
-        // the payload + the values array (4 slots once an attribute is set).
-        check(&mut h, "instance", &[48 + 16], |h| h.instance_new(point).unwrap());
-        check(&mut h, "instance with an attribute", &[48 + 16, 4 * 8], |h| {
+        // the payload + one inline value slot per attribute name the type
+        // knows (Point: x, y, next), in one block.
+        check(&mut h, "instance", &[48 + 16 + 3 * 8], |h| h.instance_new(point).unwrap());
+        check(&mut h, "instance with an attribute", &[48 + 16 + 3 * 8], |h| {
             let p = h.instance_new(point).unwrap();
+            let v = h.int_new(3).unwrap();
+            h.setattr(p, b"x", v).unwrap();
+            p
+        });
+        // A fourth name: the values move to a block of their own (6 slots:
+        // twice the 3 inline), the inline slots stay in the instance's block.
+        check(&mut h, "instance with a new attribute name", &[48 + 16 + 3 * 8, 6 * 8], |h| {
+            let p = h.instance_new(point).unwrap();
+            let v = h.int_new(3).unwrap();
+            h.setattr(p, b"x", v).unwrap();
+            h.setattr(p, b"w", v).unwrap();
+            assert_eq!(h.getattr(p, b"x").unwrap(), v, "the inline values moved with the growth");
+            p
+        });
+        // A type with no attribute names yet has no inline slots: its first
+        // instance gets a values block of 4 when an attribute is set.
+        let fresh = {
+            let t = h.type_new(&HostTypeSpec { name: "Fresh".into(), payload_size: 8, ..Default::default() }).unwrap();
+            h.check_type(t).unwrap()
+        };
+        check(&mut h, "first instance of a type", &[48 + 8, 4 * 8], |h| {
+            let p = h.instance_new(fresh).unwrap();
             let v = h.int_new(3).unwrap();
             h.setattr(p, b"x", v).unwrap();
             p
@@ -1202,8 +1225,12 @@ mod lifetime {
 fn instances_of_types_with_callbacks_are_not_copied() {
     use refcount_object::HostHooks;
     let mut h = heap();
-    let spec =
-        HostTypeSpec { name: "Node".into(), payload_size: 8, hooks: HostHooks { clear: 1, ..Default::default() } };
+    let spec = HostTypeSpec {
+        name: "Node".into(),
+        payload_size: 8,
+        hooks: HostHooks { clear: 1, ..Default::default() },
+        ..Default::default()
+    };
     let t = h.type_new(&spec).unwrap();
     let id = h.check_type(t).unwrap();
     let node = h.instance_new(id).unwrap();

@@ -26,7 +26,9 @@
 //! first time a runtime makes one (one [`Namespaces`] per runtime, kept in
 //! the runtime's state: no global state). It has no host callbacks, so the
 //! heap frees it by itself and the collector traverses it like any
-//! instance; its three attributes are ordinary objects:
+//! instance; its three attributes are declared slots (CPython's
+//! `__slots__`: inline in the object, and no other name can be set on it),
+//! holding ordinary objects:
 //! - `__name__`: its name (a str);
 //! - `__names__`: a dict, interned name str → value (the variables);
 //! - `__hidden__`: a dict, name → the object the name was bound to when it

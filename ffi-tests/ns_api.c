@@ -439,6 +439,10 @@ static void bad_input(void) {
                           "regex is not valid UTF-8");
     CHECK_FAILS_UNCHANGED(rt, rt, pymem_ns_new(rt, "x", 2, &o), PYMEM_ERR_INVALID_ARGUMENT, "unknown flags 0x2");
 
+    /* A namespace's attributes are declared slots: no other can be set. */
+    CHECK_FAILS_UNCHANGED(rt, rt, pymem_setattr(rt, ns, "other", value), PYMEM_ERR_KEY,
+                          "'namespace' object has no attribute 'other'");
+
     /* An invalid regex: the regex crate's explanation, nothing deleted. */
     CHECK_FAILS_UNCHANGED(rt, rt, pymem_ns_reset(rt, ns, "keep(", &report), PYMEM_ERR_INVALID_ARGUMENT,
                           "pymem_ns_reset: invalid regex \"keep(\": regex parse error");

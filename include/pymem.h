@@ -61,6 +61,13 @@
 #define PYMEM_GC_DEBUG_LEAK 38
 
 /**
+ * `pymem_ns_new` flag: the namespace starts with what a notebook has, all
+ * hidden: `In` (a list), `Out` (a dict), and the functions `get_ipython`,
+ * `exit` and `quit` (which return None).
+ */
+#define PYMEM_NS_NOTEBOOK 1
+
+/**
  * The reference count immortal objects report (CPython 3.12's value):
  * None, True, False, the small ints, the empty tuple and string, and
  * one-character ASCII strings. incref/decref do nothing on them.
@@ -349,6 +356,36 @@ typedef void (*pymem_gc_callback)(struct pymem_runtime *rt,
                                   const char *phase,
                                   const struct pymem_gc_info *info,
                                   void *userdata);
+
+/**
+ * What `pymem_ns_reset` did.
+ */
+typedef struct pymem_reset_report {
+  /**
+   * Names deleted from the namespace.
+   */
+  uint64_t names_removed;
+  /**
+   * Objects freed: the runtime's live objects before minus after
+   * (whatever the deletions and the collection freed, free lists
+   * emptied).
+   */
+  uint64_t objects_freed;
+  /**
+   * The allocator's bytes in use before minus after.
+   */
+  uint64_t bytes_freed;
+  /**
+   * Resident memory given back to the OS during the call: empty pools,
+   * free arenas, large blocks with their own mapping.
+   */
+  uint64_t bytes_returned_to_os;
+  /**
+   * What the full collection found unreachable (collected +
+   * uncollectable, as `gc.collect()` returns).
+   */
+  uint64_t unreachable;
+} pymem_reset_report;
 
 /**
  * Called by `traverse` for each child; a non-zero return stops the
@@ -826,6 +863,143 @@ pymem_status pymem_gc_garbage(struct pymem_runtime *rt, struct pymem_object **ou
  * `rt` is NULL or a live runtime.
  */
 pymem_status pymem_gc_clear_garbage(struct pymem_runtime *rt);
+
+/**
+ * A new namespace named `name` (NUL-terminated UTF-8), empty, or with a
+ * notebook's hidden names when `flags` has `PYMEM_NS_NOTEBOOK`; `*out` is a
+ * NEW reference. Other flag bits: `PYMEM_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
+ * `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_ns_new(struct pymem_runtime *rt,
+                          const char *name,
+                          uint32_t flags,
+                          struct pymem_object **out);
+
+/**
+ * `name = value` in `ns`: the namespace takes its own reference (the
+ * caller keeps its). Rebinding a hidden name to another object makes it a
+ * user name again.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string.
+ */
+pymem_status pymem_ns_set(struct pymem_runtime *rt,
+                          struct pymem_object *ns,
+                          const char *name,
+                          struct pymem_object *value);
+
+/**
+ * The object `name` is bound to in `ns` (a NEW reference);
+ * `PYMEM_ERR_KEY` when unbound.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
+ * `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_ns_get(struct pymem_runtime *rt,
+                          struct pymem_object *ns,
+                          const char *name,
+                          struct pymem_object **out);
+
+/**
+ * `del name` in `ns` (a hidden name too); `PYMEM_ERR_KEY` when unbound.
+ * What only the binding kept alive is freed at once; cycles wait for a
+ * collection.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string.
+ */
+pymem_status pymem_ns_del(struct pymem_runtime *rt, struct pymem_object *ns, const char *name);
+
+/**
+ * IPython's `%xdel name`: deletes every name, in every namespace of the
+ * runtime, bound to the object `name` is bound to in `ns`, and removes
+ * that object from the `Out` history of notebook namespaces.
+ * `PYMEM_ERR_KEY` when `name` is unbound.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string.
+ */
+pymem_status pymem_ns_xdel(struct pymem_runtime *rt, struct pymem_object *ns, const char *name);
+
+/**
+ * Marks `name` as a system name: never listed (`who`, `whos`) or reset
+ * while it stays bound to the object it is bound to now; rebound to
+ * another object it is a user name again (IPython's `user_ns_hidden`).
+ * `PYMEM_ERR_KEY` when unbound.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string.
+ */
+pymem_status pymem_ns_hide(struct pymem_runtime *rt, struct pymem_object *ns, const char *name);
+
+/**
+ * `%who_ls`: a NEW list of the user names of `ns` (str), sorted. With a
+ * `type_filter` (NULL = all), only names whose value's type name is one
+ * of its words, separated by spaces or commas (`"int list"`).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `type_filter` is NULL or a C string;
+ * `out_list` is NULL (an error) or writable.
+ */
+pymem_status pymem_ns_who(struct pymem_runtime *rt,
+                          struct pymem_object *ns,
+                          const char *type_filter,
+                          struct pymem_object **out_list);
+
+/**
+ * `%whos`: the user variables of `ns` as a table (Variable, Type, Size,
+ * Data/Info; IPython's layout), Size being the bytes reachable from the
+ * variable (each object once, immortal objects excluded), then a total
+ * line: the bytes reachable from all of them, shared objects counted once.
+ * `*out_table` is freed with `pymem_string_free`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out_table` is NULL (an error) or writable.
+ */
+pymem_status pymem_ns_whos(struct pymem_runtime *rt, struct pymem_object *ns, char **out_table);
+
+/**
+ * `%reset -s` (`regex` NULL) or `%reset_selective regex`: deletes the user
+ * names of `ns` — those whose name the regex matches anywhere (Python's
+ * `re.search`) — then runs a full collection, empties the free lists, and
+ * gives every empty pool, free arena and freed large block back to the OS,
+ * and the C library's free heap pages too (`malloc_trim`, where blocks of
+ * 513 B..128 KiB and pymem's scratch memory live). `*out` reports what
+ * happened. An invalid regex gives `PYMEM_ERR_INVALID_ARGUMENT` with the
+ * regex error in the message, and deletes nothing. Host callbacks run
+ * during the call (the collection's, and `clear`/`dealloc` of freed host
+ * objects).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `regex` is NULL or a C string; `out` is
+ * NULL (an error) or writable.
+ */
+pymem_status pymem_ns_reset(struct pymem_runtime *rt,
+                            struct pymem_object *ns,
+                            const char *regex,
+                            struct pymem_reset_report *out);
+
+/**
+ * Who keeps `name`'s object alive: every shortest chain of references
+ * from a root to it, as text — a binding in a namespace
+ * (`namespace 'main': keep[0]['x']`) or references from outside any
+ * object (the host's own, like a `pymem_object *` not yet decref'd), as
+ * objgraph's `find_backref_chain` finds them. For when a delete did not
+ * bring the memory back. Host `traverse` callbacks run during the call,
+ * restricted as in a collection. `*out` is freed with `pymem_string_free`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
+ * `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_ns_why_alive(struct pymem_runtime *rt,
+                                struct pymem_object *ns,
+                                const char *name,
+                                char **out);
 
 /**
  * Sets every field of `*spec` to its default (NULL, 0). NULL is ignored.

@@ -1061,6 +1061,94 @@ inline Ref RuntimeView::steal(pymem_object *o) const noexcept { return Ref::stea
 
 inline void RuntimeView::clear_free_lists() const { check(pymem_clear_free_lists(rt_), rt_); }
 
+/* ------------------------------------------------------------------------ */
+/* Namespaces */
+
+/// A namespace (pymem_ns_new): names bound to objects, IPython's %who,
+/// %whos, %xdel, %reset and %reset_selective, and who keeps an object
+/// alive. Owns one reference to the namespace object (a Ref); errors throw
+/// pymem::Error (an unbound name: PYMEM_ERR_KEY).
+class Namespace {
+public:
+    /// A new namespace; `flags` PYMEM_NS_NOTEBOOK adds a notebook's hidden
+    /// In, Out, get_ipython, exit and quit.
+    Namespace(const RuntimeView &rt, const char *name, std::uint32_t flags = 0) {
+        pymem_object *o = nullptr;
+        check(pymem_ns_new(rt.get(), name, flags, &o), rt.get());
+        ref_ = Ref::steal(rt.get(), o);
+    }
+
+    /// The namespace object.
+    const Ref &object() const noexcept { return ref_; }
+
+    /// name = value (the namespace takes its own reference).
+    void set(const char *name, const Ref &value) const { check(pymem_ns_set(rt(), ns(), name, value.get()), rt()); }
+    /// The object bound to `name`.
+    Ref get(const char *name) const {
+        pymem_object *o = nullptr;
+        check(pymem_ns_get(rt(), ns(), name, &o), rt());
+        return Ref::steal(rt(), o);
+    }
+    /// del name.
+    void del(const char *name) const { check(pymem_ns_del(rt(), ns(), name), rt()); }
+    /// %xdel name: every name in every namespace bound to that object.
+    void xdel(const char *name) const { check(pymem_ns_xdel(rt(), ns(), name), rt()); }
+    /// Marks a system name (hidden while bound to the same object).
+    void hide(const char *name) const { check(pymem_ns_hide(rt(), ns(), name), rt()); }
+
+    /// %who_ls: the user names, sorted; `type_filter` like "int list".
+    std::vector<std::string> who(const char *type_filter = nullptr) const {
+        pymem_object *raw = nullptr;
+        check(pymem_ns_who(rt(), ns(), type_filter, &raw), rt());
+        Ref list = Ref::steal(rt(), raw);
+        std::size_t n = 0;
+        check(pymem_list_len(rt(), list.get(), &n), rt());
+        std::vector<std::string> names;
+        for (std::size_t i = 0; i < n; i++) {
+            pymem_object *item = nullptr;
+            check(pymem_list_get(rt(), list.get(), i, &item), rt());
+            Ref name = Ref::steal(rt(), item);
+            const char *text = nullptr;
+            std::size_t len = 0;
+            check(pymem_str_value(rt(), name.get(), &text, &len), rt());
+            names.emplace_back(text, len);
+        }
+        return names;
+    }
+    /// %whos: the table with sizes and the total line.
+    std::string whos() const {
+        char *raw = nullptr;
+        const pymem_status status = pymem_ns_whos(rt(), ns(), &raw);
+        return text(status, raw);
+    }
+    /// %reset -s (`regex` NULL) or %reset_selective regex, then a full
+    /// collection and memory given back to the OS.
+    pymem_reset_report reset(const char *regex = nullptr) const {
+        pymem_reset_report report{};
+        check(pymem_ns_reset(rt(), ns(), regex, &report), rt());
+        return report;
+    }
+    /// The chains of references keeping `name`'s object alive.
+    std::string why_alive(const char *name) const {
+        char *raw = nullptr;
+        const pymem_status status = pymem_ns_why_alive(rt(), ns(), name, &raw);
+        return text(status, raw);
+    }
+
+private:
+    pymem_runtime *rt() const noexcept { return ref_.runtime(); }
+    pymem_object *ns() const noexcept { return ref_.get(); }
+    /// Checks the status of a call that hands out a string, and takes the
+    /// string (freed with pymem_string_free).
+    std::string text(pymem_status status, char *raw) const {
+        detail::unique_cstring owned(raw);
+        check(status, rt());
+        return std::string(owned.get());
+    }
+
+    Ref ref_;
+};
+
 }  // namespace pymem
 
 #endif  // PYMEM_HPP

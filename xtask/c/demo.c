@@ -21,6 +21,11 @@
  *           them and returns 2, the allocator is back to its baseline; the
  *           thresholds (700, 10, 10); 10**6 list pairs in cycles deleted,
  *           collected, and the RSS given back with pymem_release_free_arenas.
+ *   namespaces the seed's practical goal: a notebook namespace gets 10**7
+ *           ints, 10**7 floats, 10**6 strs, a cycle, a module and a function;
+ *           %who lists the user variables, %whos their sizes, why_alive the
+ *           chains keeping one alive; pymem_ns_reset deletes them, collects,
+ *           and gives the memory back to the OS (RSS before and after).
  * Later parts of pymem add their sections to the table at the end.
  */
 #include <inttypes.h>
@@ -780,6 +785,195 @@ static int section_gc(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Section "namespaces": the seed's practical goal                     */
+/* ------------------------------------------------------------------ */
+
+#define NS_N 10000000L /* ints and floats */
+#define NS_M 1000000L  /* strs */
+
+static pymem_runtime *ns_rt;
+
+#define NS_OK(call) check((call), #call, ns_rt)
+
+static pymem_status ns_identity(pymem_runtime *rt, pymem_object *const *args, size_t nargs, pymem_object **result,
+                                void *userdata) {
+    (void)userdata;
+    if (nargs != 1) return PYMEM_ERR_INVALID_ARGUMENT;
+    *result = args[0];
+    return pymem_incref(rt, args[0]);
+}
+
+/* ns[name] = o, dropping the caller's reference. */
+static void ns_bind(pymem_object *ns, const char *name, pymem_object *o) {
+    NS_OK(pymem_ns_set(ns_rt, ns, name, o));
+    NS_OK(pymem_decref(ns_rt, o));
+}
+
+static pymem_object *ns_str(const char *text) {
+    pymem_object *o = NULL;
+    NS_OK(pymem_str_new(ns_rt, text, strlen(text), &o));
+    return o;
+}
+
+static void ns_item(pymem_object *d, const char *key, pymem_object *value) {
+    pymem_object *k = ns_str(key);
+    NS_OK(pymem_dict_set(ns_rt, d, k, value));
+    NS_OK(pymem_decref(ns_rt, k));
+}
+
+/* The seed's data, as ../shared/peers/reset_bench.py builds it in CPython. */
+static void ns_build(pymem_object *ns) {
+    pymem_object *a = NULL, *b = NULL, *d = NULL, *c = NULL, *items = NULL, *inner = NULL, *v = NULL;
+    NS_OK(pymem_list_new(ns_rt, &a));
+    for (long i = 0; i < NS_N; i++) {
+        NS_OK(pymem_int_new(ns_rt, 1000 + i, &v));
+        NS_OK(pymem_list_append(ns_rt, a, v));
+        NS_OK(pymem_decref(ns_rt, v));
+    }
+    ns_bind(ns, "a", a);
+    NS_OK(pymem_list_new(ns_rt, &b));
+    for (long i = 0; i < NS_N; i++) {
+        NS_OK(pymem_float_new(ns_rt, (double)i * 0.5, &v));
+        NS_OK(pymem_list_append(ns_rt, b, v));
+        NS_OK(pymem_decref(ns_rt, v));
+    }
+    ns_bind(ns, "b", b);
+    NS_OK(pymem_dict_new(ns_rt, &d));
+    for (long i = 0; i < NS_M; i++) {
+        char text[24];
+        snprintf(text, sizeof text, "%ld", i);
+        pymem_object *s = ns_str(text);
+        NS_OK(pymem_dict_set(ns_rt, d, s, s));
+        NS_OK(pymem_decref(ns_rt, s));
+    }
+    ns_bind(ns, "d", d);
+    NS_OK(pymem_dict_new(ns_rt, &c));
+    pymem_object *cycle = ns_str("cycle");
+    ns_item(c, "name", cycle);
+    NS_OK(pymem_decref(ns_rt, cycle));
+    ns_item(c, "self", c);
+    NS_OK(pymem_list_new(ns_rt, &items));
+    NS_OK(pymem_list_new(ns_rt, &inner));
+    NS_OK(pymem_list_append(ns_rt, inner, c));
+    NS_OK(pymem_list_append(ns_rt, items, c));
+    NS_OK(pymem_list_append(ns_rt, items, inner));
+    NS_OK(pymem_decref(ns_rt, inner));
+    ns_item(c, "items", items);
+    NS_OK(pymem_decref(ns_rt, items));
+    ns_bind(ns, "c", c);
+}
+
+/* %who: the names, space separated. */
+static void ns_print_who(pymem_object *ns, char *out, size_t cap) {
+    pymem_object *list = NULL;
+    size_t len = 0, used = 0;
+    NS_OK(pymem_ns_who(ns_rt, ns, NULL, &list));
+    NS_OK(pymem_list_len(ns_rt, list, &len));
+    out[0] = '\0';
+    for (size_t i = 0; i < len && used < cap; i++) {
+        pymem_object *name = NULL;
+        const char *text = NULL;
+        size_t n = 0;
+        NS_OK(pymem_list_get(ns_rt, list, i, &name));
+        NS_OK(pymem_str_value(ns_rt, name, &text, &n));
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "\t" : "", text);
+        NS_OK(pymem_decref(ns_rt, name));
+    }
+    NS_OK(pymem_decref(ns_rt, list));
+}
+
+static int section_namespaces(void) {
+    char buf[32], names[128];
+    printf("pymem %s: the seed's namespace walk (sections 3.2-3.5) through the C API\n", pymem_version());
+    printf("Every point below is asserted: a wrong number stops the demo.\n");
+    ns_rt = new_runtime();
+    pymem_object *ns = NULL, *math = NULL, *helper = NULL;
+    NS_OK(pymem_ns_new(ns_rt, "__main__", PYMEM_NS_NOTEBOOK, &ns));
+    NS_OK(pymem_module_new(ns_rt, "math", &math));
+    ns_bind(ns, "math", math);
+    NS_OK(pymem_function_new(ns_rt, "helper", ns_identity, NULL, &helper));
+    ns_bind(ns, "helper", helper);
+    int64_t found = 0;
+    NS_OK(pymem_gc_collect(ns_rt, 2, &found));
+    NS_OK(pymem_clear_free_lists(ns_rt));
+    struct step s[3];
+    s[0] = snapshot(ns_rt, "start");
+
+    rule("a notebook namespace with the seed's variables");
+    printf("  (hidden: In, Out, get_ipython, exit, quit)   import math; def helper(x): return x\n");
+    printf("  a = [i for i in range(1000, 1000 + 10**7)]\n  b = [i * 0.5 for i in range(10**7)]\n");
+    printf("  d = {s: s for s in map(str, range(10**6))}\n");
+    printf("  c = {'name': 'cycle'}; c['self'] = c; c['items'] = [c, [c]]\n");
+    ns_build(ns);
+    s[1] = snapshot(ns_rt, "built");
+
+    rule("%who: the user variables only");
+    ns_print_who(ns, names, sizeof names);
+    printf("  %s\n", names);
+    ASSERT(strcmp(names, "a\tb\tc\td") == 0);
+
+    rule("%whos: with the bytes each variable keeps alive");
+    char *table = NULL;
+    NS_OK(pymem_ns_whos(ns_rt, ns, &table));
+    for (char *line = strtok(table, "\n"); line != NULL; line = strtok(NULL, "\n")) printf("  %s\n", line);
+    pymem_string_free(table);
+
+    rule("why is it alive? (the chains of references, shortest first)");
+    pymem_object *holder = NULL, *c = NULL;
+    NS_OK(pymem_ns_get(ns_rt, ns, "c", &c));
+    NS_OK(pymem_list_new(ns_rt, &holder));
+    NS_OK(pymem_list_append(ns_rt, holder, c));
+    NS_OK(pymem_ns_set(ns_rt, ns, "_keep", holder));
+    NS_OK(pymem_decref(ns_rt, holder));
+    printf("  _keep = [c]  (and the C host still holds its own reference to c)\n");
+    char *why = NULL;
+    NS_OK(pymem_ns_why_alive(ns_rt, ns, "c", &why));
+    for (char *line = strtok(why, "\n"); line != NULL; line = strtok(NULL, "\n")) printf("  %s\n", line);
+    pymem_string_free(why);
+    NS_OK(pymem_ns_del(ns_rt, ns, "_keep"));
+    NS_OK(pymem_decref(ns_rt, c));
+    printf("  del _keep; the host drops c: only the namespace holds it now\n");
+
+    rule("%reset: delete them, collect, give the memory back");
+    pymem_reset_report r;
+    double t0 = now_ms();
+    NS_OK(pymem_ns_reset(ns_rt, ns, NULL, &r));
+    double ms = now_ms() - t0;
+    s[2] = snapshot(ns_rt, "after reset");
+    printf("  pymem_ns_reset -> %" PRIu64 " names removed, %s objects freed, %.1f MiB freed,\n", r.names_removed,
+           thousands(r.objects_freed, buf), (double)r.bytes_freed / MIB);
+    printf("                    %.1f MiB returned to the OS, %" PRIu64 " unreachable (the cycle c), in %.1f ms\n",
+           (double)r.bytes_returned_to_os / MIB, r.unreachable, ms);
+    ns_print_who(ns, names, sizeof names);
+    printf("  %%who -> %s\n", names[0] ? names : "(nothing: \"Interactive namespace is empty.\")");
+    pymem_object *kept = NULL;
+    NS_OK(pymem_ns_get(ns_rt, ns, "math", &kept));
+    NS_OK(pymem_decref(ns_rt, kept));
+    NS_OK(pymem_ns_get(ns_rt, ns, "helper", &kept));
+    NS_OK(pymem_decref(ns_rt, kept));
+    printf("  math and helper remain (a module and a function are not user variables)\n\n");
+    printf("  %-14s %10s %14s\n", "step", "RSS MiB", "in use MiB");
+    for (int i = 0; i < 3; i++)
+        printf("  %-14s %10.1f %14.1f\n", s[i].label, s[i].rss / MIB, (double)s[i].stats.bytes_in_use / MIB);
+    double grew = (double)s[1].rss - (double)s[0].rss;
+    double back = (double)s[1].rss - (double)s[2].rss;
+    printf("\n  bytes in use back to the start figure (%s bytes); %.1f of the %.1f MiB RSS growth\n",
+           thousands(s[2].stats.bytes_in_use, buf), back / MIB, grew / MIB);
+    printf("  returned to the OS: %.2f %%\n", 100.0 * back / grew);
+    ASSERT(r.names_removed == 4 && r.unreachable == 3);
+    ASSERT(s[2].stats.bytes_in_use == s[0].stats.bytes_in_use);
+    ASSERT(back >= 0.99 * grew);
+    printf("RESULT ns reset_ms=%.3f names_removed=%" PRIu64 " unreachable=%" PRIu64 " objects_freed=%" PRIu64
+           " start=%llu built=%llu after=%llu\n",
+           ms, r.names_removed, r.unreachable, r.objects_freed, (unsigned long long)s[0].rss,
+           (unsigned long long)s[1].rss, (unsigned long long)s[2].rss);
+    NS_OK(pymem_decref(ns_rt, ns));
+    NS_OK(pymem_runtime_free(ns_rt));
+    ns_rt = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Section table                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -793,6 +987,8 @@ static const struct section sections[] = {
     {"pools", "allocator: 10**7 small blocks, and the fragmented case", section_pools},
     {"objects", "reference counts: the seed's sections 2.1-2.4, free lists, deep nesting", section_objects},
     {"gc", "cycle collector: two objects in a cycle, thresholds, a big cyclic structure freed", section_gc},
+    {"namespaces", "namespaces: the seed's variables listed, sized, reset, the memory back to the OS",
+     section_namespaces},
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

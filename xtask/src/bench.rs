@@ -23,6 +23,9 @@
 //!
 //! `bench gc`: one full cycle collection through pymem's C ABI against
 //! CPython's `gc.collect()` on the same object graphs (see [`gc`]).
+//!
+//! `bench reset`: `pymem_ns_reset` of the seed's namespace against CPython's
+//! delete + `gc.collect()` on the same data (see [`reset`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,8 @@ use std::process::Command;
 use crate::util::{
     build_release, c_program, cpus, have, mkdir, output_checked, release_dir, run_many, target_dir, thousands, Job,
 };
+
+mod reset;
 
 const WORKLOADS: [&str; 2] = ["window", "lifo"];
 const IR_N: u64 = 1_000_000;
@@ -49,7 +54,8 @@ fn usage() -> String {
   alloc    allocator throughput vs glibc, pymalloc, mimalloc (--n default 10,000,000)
   objects  object create/destroy vs CPython's C API           (--n default 1,000,000)
   gc       full cycle collection vs CPython's gc.collect()    (--n default: 100,000 and 1,000,000)
-  (no subcommand: all three, in that order; --n applies to each)"
+  reset    pymem_ns_reset of the seed's namespace vs CPython's del + gc.collect() (10^6 and 10^7)
+  (no subcommand: all four, in that order; --n applies to the first three)"
         .to_string()
 }
 
@@ -77,6 +83,7 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
         Some("alloc") => alloc(root, &parse(&args[1..])?),
         Some("objects") => objects::run(root, &parse(&args[1..])?),
         Some("gc") => gc::run(root, &parse(&args[1..])?),
+        Some("reset") => reset::run(root, &parse(&args[1..])?),
         Some(other) if !other.starts_with("--") => Err(format!("unknown bench {other:?}\n{}", usage())),
         _ => {
             let opts = parse(args)?;
@@ -84,7 +91,9 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
             println!();
             objects::run(root, &opts)?;
             println!();
-            gc::run(root, &opts)
+            gc::run(root, &opts)?;
+            println!();
+            reset::run(root, &Options { n: None, ..opts })
         }
     }
 }

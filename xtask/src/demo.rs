@@ -27,6 +27,7 @@ const SECTIONS: &[Section] = &[
     Section { name: "pools", after: pools_vs_cpython },
     Section { name: "objects", after: objects_vs_cpython },
     Section { name: "gc", after: gc_vs_cpython },
+    Section { name: "namespaces", after: namespaces_vs_cpython },
 ];
 
 /// RESULT lines: `RESULT <tag> key=value ...` → tag → key → value.
@@ -452,5 +453,79 @@ fn gc_vs_cpython(results: &Results) -> Result<(), String> {
         get(c_rss, "ms")
     );
     println!("(RSS above each process's own start; CPython frees a 1 MiB arena once none of its blocks lives)");
+    Ok(())
+}
+
+/// Where the CPython peer of the namespace reset lives: the shared folder
+/// beside the repository (`../shared/peers/reset_bench.py`).
+pub(crate) fn reset_peer(root: &Path) -> PathBuf {
+    root.join("../shared/peers/reset_bench.py")
+}
+
+/// Runs one fresh CPython process of the peer (`reset_bench.py --child N
+/// M`: build the seed's namespace, delete the user names, `gc.collect()`)
+/// and returns its numbers and CPython's version.
+pub(crate) fn cpython_reset(root: &Path, n: u64, m: u64) -> Result<(BTreeMap<String, f64>, String), String> {
+    let peer = reset_peer(root);
+    if !peer.exists() {
+        return Err(format!("the CPython peer {} is missing", peer.display()));
+    }
+    // The peer prints one JSON line; turn its numbers into a RESULT line.
+    let script = format!(
+        r#"
+import json, subprocess, sys
+out = subprocess.run([sys.executable, {peer:?}, "--child", "{n}", "{m}"], check=True, capture_output=True, text=True).stdout
+r = json.loads(out)
+print("RESULT cpython_ns " + " ".join("%s=%r" % (k, v) for k, v in r.items() if isinstance(v, (int, float))))
+print("VERSION " + sys.version.split()[0])
+"#,
+        peer = peer.display().to_string()
+    );
+    let (mut py, version) = run_cpython(&script)?;
+    let numbers = py.remove("cpython_ns").ok_or("the CPython peer printed no numbers")?;
+    Ok((numbers, version))
+}
+
+fn namespaces_vs_cpython(results: &Results) -> Result<(), String> {
+    let p = results.get("ns").ok_or("demo.c printed no RESULT ns line")?;
+    println!("\n--- the same walk in CPython (../shared/peers/reset_bench.py, one fresh process) -----");
+    if !have("python3") {
+        println!("python3 not found: the CPython comparison is skipped");
+        return Ok(());
+    }
+    let (c, version) = match cpython_reset(&crate::util::root(), 10_000_000, 1_000_000) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{e}: the CPython comparison is skipped");
+            return Ok(());
+        }
+    };
+    let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let mib = 1024.0 * 1024.0;
+    println!("reset = delete the user names (a, b, c, d) + a full collection; RSS from /proc/self/statm\n");
+    println!(
+        "{:<16} {:>10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "", "reset ms", "unreachable", "RSS start", "built", "after", "returned", "returned %"
+    );
+    let row = |name: &str, ms: f64, unreachable: f64, start: f64, built: f64, after: f64| {
+        println!(
+            "{name:<16} {ms:>10.1} {unreachable:>12} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>9.2}%",
+            start / mib,
+            built / mib,
+            after / mib,
+            (built - after) / mib,
+            100.0 * (built - after) / (built - start)
+        );
+    };
+    row("pymem", get(p, "reset_ms"), get(p, "unreachable"), get(p, "start"), get(p, "built"), get(p, "after"));
+    row(
+        &format!("CPython {version}"),
+        get(&c, "reset_s") * 1000.0,
+        get(&c, "unreachable"),
+        get(&c, "rss_start") * mib,
+        get(&c, "rss_built") * mib,
+        get(&c, "rss_after") * mib,
+    );
+    println!("(one run each; `cargo xtask bench reset` takes medians of fresh processes at two scales)");
     Ok(())
 }

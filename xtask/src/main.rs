@@ -8,7 +8,8 @@
 //! cargo xtask bench alloc [--runs N] [--n N] [--no-ir]
 //! cargo xtask bench objects [--runs N] [--n N] [--no-ir]
 //! cargo xtask bench gc [--runs N] [--n N]
-//! cargo xtask bench [--runs N] [--no-ir]     all three benches
+//! cargo xtask bench reset [--runs N]
+//! cargo xtask bench [--runs N] [--no-ir]     all four benches
 //! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
 //! ```
 
@@ -27,7 +28,8 @@ const USAGE: &str = "usage:
   cargo xtask bench objects [--runs N] [--n N] [--no-ir]
                                                         object create/destroy vs CPython's C API
   cargo xtask bench gc [--runs N] [--n N]               full cycle collection vs CPython's gc.collect()
-  cargo xtask bench [--runs N] [--no-ir]                all three benches
+  cargo xtask bench reset [--runs N]                    namespace reset vs CPython's del + gc.collect()
+  cargo xtask bench [--runs N] [--no-ir]                all four benches
   cargo xtask demo [SECTION...] [--list]                run the C-API demo";
 
 fn main() {

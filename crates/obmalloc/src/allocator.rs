@@ -484,6 +484,12 @@ impl Allocator {
     #[inline(never)]
     fn free_kind_slow(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {
         let located = self.locate_kind(p as usize, kind)?;
+        if let Located::Small { pool, .. } = located {
+            // As `free_slow`: the next frees in this arena (a container's
+            // items die together) take the fast path.
+            // SAFETY: `pool` is live (just located).
+            self.map.remember(p as usize, unsafe { (*pool).arena });
+        }
         self.release_located(located, p)
     }
 
@@ -1119,6 +1125,11 @@ impl Allocator {
 
     pub(crate) fn large_blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.large.iter().map(|(&a, b)| (a, b.size))
+    }
+
+    /// How many live large blocks hold `kind`.
+    pub(crate) fn large_blocks_of(&self, kind: crate::BlockKind) -> usize {
+        self.large.values().filter(|b| b.kind == kind).count()
     }
 
     pub(crate) fn arena_map(&self) -> &ArenaMap {

@@ -45,6 +45,7 @@ use std::fmt;
 
 pub use allocator::{Allocator, LARGE_MMAP_THRESHOLD};
 pub use arena::RELEASE_THRESHOLD;
+pub use os::trim_system_heap;
 pub use stats::{write_stat_line, ClassStats, Stats};
 
 /// What a block holds. Raw blocks are the host's memory (`pymem_malloc`);

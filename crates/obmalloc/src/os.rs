@@ -82,3 +82,22 @@ pub(crate) fn page_size() -> usize {
         4096
     }
 }
+
+/// Asks the C library to give the free pages of its own heap back to the
+/// OS (glibc's `malloc_trim(0)`, which also releases free pages in the
+/// middle of the heap, not only at its top). Blocks of 513 B .. 128 KiB come
+/// from that heap, as does the scratch memory of the layers above, and
+/// glibc keeps what they freed until asked. Returns whether anything was
+/// released; elsewhere than glibc it does nothing.
+pub fn trim_system_heap() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes no pointer and only walks glibc's own
+        // bookkeeping, under its lock.
+        unsafe { libc::malloc_trim(0) != 0 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

@@ -85,6 +85,21 @@ impl Allocator {
         rows
     }
 
+    /// Live blocks of one kind, small and large: with `BlockKind::Object`,
+    /// the number of objects (free-list members included), which a
+    /// namespace reset reports as the objects it freed.
+    pub fn blocks_in_use_of(&self, kind: crate::BlockKind) -> u64 {
+        let mut n = 0u64;
+        self.for_each_arena(|a| {
+            for pool in &a.pools {
+                if pool.kind == kind && matches!(pool.state, PoolState::Used | PoolState::Full) {
+                    n += pool.count as u64;
+                }
+            }
+        });
+        n + self.large_blocks_of(kind) as u64
+    }
+
     /// The numbers of `pymem_alloc_get_stats`.
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();

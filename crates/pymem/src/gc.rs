@@ -87,7 +87,7 @@ unsafe extern "C" fn push_child(child: *mut Object, arg: *mut c_void) -> c_int {
 
 /// Calls the host `traverse` of `o`'s type, appending what it reports to
 /// `children`.
-fn host_traverse(o: Obj, hooks: HostHooks, children: &mut Vec<Obj>) {
+pub(crate) fn host_traverse(o: Obj, hooks: HostHooks, children: &mut Vec<Obj>) {
     if hooks.traverse == 0 {
         return;
     }

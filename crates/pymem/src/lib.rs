@@ -10,6 +10,9 @@
 //! | [`status`]  | status codes and names       | —           |
 //! | [`runtime`] | runtime, threads, messages   | —           |
 //! | [`alloc`]   | allocator                    | `obmalloc`  |
+//! | [`object`]  | objects and reference counts | `refcount-object` |
+//! | [`gc`], [`weakref`] | cycle collector, weak references | `gc-generations` |
+//! | [`ns`]      | namespaces (%who, %whos, reset) | `namespace-cleaner` |
 //!
 //! Every entry crosses [`boundary`]: NULL checks, the owner-thread check,
 //! `catch_unwind`, and the message slots. `include/pymem.h` is generated from
@@ -20,6 +23,7 @@
 pub mod alloc;
 mod boundary;
 pub mod gc;
+pub mod ns;
 pub mod object;
 pub mod runtime;
 pub mod status;

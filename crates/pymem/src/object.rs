@@ -136,7 +136,7 @@ pub unsafe extern "C" fn pymem_type_spec_init(spec: *mut TypeSpec) {
 
 /// A validated object argument.
 #[inline(always)]
-fn arg(heap: &Heap, p: *mut Object, what: &str) -> Result<Obj, Failure> {
+pub(crate) fn arg(heap: &Heap, p: *mut Object, what: &str) -> Result<Obj, Failure> {
     match heap.lookup(p as *const u8) {
         Some(o) => Ok(o),
         None => Err(bad_arg(heap, p, what)),
@@ -178,13 +178,13 @@ fn null(what: &str) -> Failure {
 
 /// Writes a new reference through a checked out-pointer.
 #[inline(always)]
-fn give(out: *mut *mut Object, o: Obj) {
+pub(crate) fn give(out: *mut *mut Object, o: Obj) {
     // SAFETY: callers checked `out` non-null; writable per the contract.
     unsafe { write_out(out, o.as_ptr() as *mut Object) };
 }
 
 /// A NUL-terminated name argument as bytes (UTF-8 checked).
-fn name_arg<'a>(name: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
+pub(crate) fn name_arg<'a>(name: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
     if name.is_null() {
         return Err(null(what));
     }

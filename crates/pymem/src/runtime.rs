@@ -221,6 +221,8 @@ pub(crate) struct RuntimeState {
     pub(crate) heap: Box<Heap>,
     /// The cycle collector and what the C API adds to it.
     pub(crate) gc: crate::gc::GcState,
+    /// The namespaces' type (registered with the first namespace).
+    pub(crate) ns: namespace_cleaner::Namespaces,
 }
 
 /// No thread owns the runtime (after `pymem_runtime_detach`).
@@ -472,7 +474,11 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
             last_error: UnsafeCell::new(ErrorSlot::empty()),
             callbacks: Cell::new(0),
             pumping: Cell::new(false),
-            state: UnsafeCell::new(RuntimeState { heap, gc: crate::gc::GcState::new(cfg.gc_profile) }),
+            state: UnsafeCell::new(RuntimeState {
+                heap,
+                gc: crate::gc::GcState::new(cfg.gc_profile),
+                ns: namespace_cleaner::Namespaces::new(),
+            }),
         });
         remember_owned(&rt);
         // SAFETY: `out` is non-null and writable per the contract.

@@ -767,7 +767,34 @@ impl Heap {
         }
         h.refcnt -= 1;
         if h.refcnt == 0 {
-            self.trash.push(child);
+            // An int or a float holds nothing and is never tracked or weakly
+            // referenced: freed here, it never goes through the work stack
+            // (a list of ten million of them would otherwise push ten
+            // million entries, 80 MiB written, faulted in and read back).
+            // So is a str, unless the intern table must forget it. (Not
+            // through `dealloc`, whose slow path would drain the work stack
+            // from inside the loop draining it.)
+            match h.type_id {
+                type_ids::INT => {
+                    self.forget_valid(child);
+                    self.free_block(child);
+                }
+                type_ids::FLOAT => {
+                    self.forget_valid(child);
+                    if self.free_floats.len < self.config.float_free_list {
+                        h.flags |= flags::DEAD;
+                        // SAFETY: a float with count zero, on no list.
+                        unsafe { self.free_floats.push(child) };
+                    } else {
+                        self.free_block(child);
+                    }
+                }
+                type_ids::STR if h.flags & flags::INTERNED == 0 => {
+                    self.forget_valid(child);
+                    self.free_block(child);
+                }
+                _ => self.trash.push(child),
+            }
         }
     }
 
@@ -1155,5 +1182,22 @@ impl Heap {
     /// Objects on free lists, by kind: (floats, tuples, lists, dicts).
     pub fn free_list_lengths(&self) -> (usize, usize, usize, usize) {
         (self.free_floats.len, self.free_tuples.iter().map(|l| l.len).sum(), self.free_lists.len, self.free_dicts.len)
+    }
+}
+
+impl Heap {
+    /// Gives back the memory of the heap's work stacks when a big
+    /// deallocation grew them (freeing a list of ten million ints pushes ten
+    /// million entries: 128 MiB of capacity that would otherwise stay
+    /// resident). Called when a caller wants memory back
+    /// (`pymem_ns_reset`), never on the deallocation path.
+    pub fn release_scratch(&mut self) {
+        const KEEP: usize = 4096;
+        if self.trash.capacity() > KEEP {
+            self.trash = Vec::new();
+        }
+        if self.clear_buffer.capacity() > KEEP {
+            self.clear_buffer = Vec::new();
+        }
     }
 }

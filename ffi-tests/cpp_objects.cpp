@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "check.h"
+#include "check.hpp"
 
 using pymem::Args;
 using pymem::Ref;
@@ -33,29 +33,6 @@ static_assert(std::is_nothrow_swappable_v<Ref>, "");
 static_assert(std::is_constructible_v<bool, Ref &> && !std::is_convertible_v<Ref, bool>,
               "operator bool is explicit");
 static_assert(std::is_base_of_v<pymem::RuntimeView, pymem::Runtime>, "");
-
-// Runs `body`, which must throw pymem::Error with `code` and a message
-// containing `needle`.
-template <class F>
-static void expect_error(const char *file, int line, F body, pymem_status code, const char *needle) {
-    try {
-        body();
-    } catch (const pymem::Error &e) {
-        if (e.code() != code || std::strstr(e.message(), needle) == nullptr) {
-            std::fprintf(stderr, "%s:%d: expected %s containing \"%s\", got %s: \"%s\"\n", file, line,
-                         pymem_status_name(code), needle, e.name(), e.what());
-            std::exit(1);
-        }
-        return;
-    } catch (const std::exception &e) {
-        std::fprintf(stderr, "%s:%d: expected pymem::Error, got std::exception: %s\n", file, line, e.what());
-        std::exit(1);
-    }
-    std::fprintf(stderr, "%s:%d: expected pymem::Error %s, nothing was thrown\n", file, line,
-                 pymem_status_name(code));
-    std::exit(1);
-}
-#define EXPECT_ERROR(body, code, needle) expect_error(__FILE__, __LINE__, [&] { body; }, code, needle)
 
 static uint64_t blocks(const pymem::Runtime &rt) { return rt.stats().blocks_in_use; }
 

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "check.h"
+#include "check.hpp"
 
 static_assert(!std::is_copy_constructible_v<pymem::Runtime>, "Runtime is move-only");
 static_assert(!std::is_copy_assignable_v<pymem::Runtime>, "Runtime is move-only");
@@ -25,30 +25,6 @@ static_assert(std::is_nothrow_destructible_v<pymem::Block>, "");
 static_assert(std::is_nothrow_destructible_v<pymem::Runtime>, "");
 static_assert(std::is_nothrow_copy_constructible_v<pymem::Error>, "exceptions copy without throwing");
 static_assert(std::is_base_of_v<std::runtime_error, pymem::Error>, "");
-
-// Runs `body`, which must throw pymem::Error with `code` and a message
-// containing `needle`.
-template <class F>
-static void expect_error(const char *file, int line, F body, pymem_status code, const char *needle) {
-    try {
-        body();
-    } catch (const pymem::Error &e) {
-        if (e.code() != code || std::strstr(e.message(), needle) == nullptr ||
-            std::strstr(e.what(), pymem_status_name(code)) == nullptr) {
-            std::fprintf(stderr, "%s:%d: expected %s containing \"%s\", got %s: \"%s\"\n", file, line,
-                         pymem_status_name(code), needle, e.name(), e.what());
-            std::exit(1);
-        }
-        return;
-    } catch (const std::exception &e) {
-        std::fprintf(stderr, "%s:%d: expected pymem::Error, got std::exception: %s\n", file, line, e.what());
-        std::exit(1);
-    }
-    std::fprintf(stderr, "%s:%d: expected pymem::Error %s, nothing was thrown\n", file, line,
-                 pymem_status_name(code));
-    std::exit(1);
-}
-#define EXPECT_ERROR(body, code, needle) expect_error(__FILE__, __LINE__, [&] { body; }, code, needle)
 
 static void test_runtime_and_blocks() {
     pymem::Runtime rt;

@@ -320,9 +320,12 @@ impl Collector {
 
     /// After the caller cleared `o` (built-in part and host `clear`): if it is
     /// still on the garbage list it is alive, and moves to the older
-    /// generation (it may die later). Then the caller drops its reference.
+    /// generation (it may die later) — unless the caller's reference is the
+    /// last one: the caller's decref is about to free it (and take it off
+    /// the list), so moving it first would be wasted work. Then the caller
+    /// drops its reference.
     pub fn after_clear(&mut self, heap: &mut Heap, c: &mut Collection, o: Obj) {
-        if c.unreachable.first() == Some(o) {
+        if c.unreachable.first() == Some(o) && heap.refcount(o) > 1 {
             move_to_generation(heap, o, (c.generation + 1).min(2));
         }
     }

@@ -369,7 +369,7 @@ impl DeviceCache {
             if ptr >= b.addr && ptr < b.addr + b.size {
                 if b.addr == ptr && !b.allocated {
                     return CacheError::DoubleFree(format!(
-                        "{what}: double free: block {ptr:#x} of device {} is not allocated (already freed)",
+                        "{what}: double free: block {ptr:#x} of device {} is not allocated (already freed, or a free part of a cached segment)",
                         self.device
                     ));
                 }

@@ -94,20 +94,20 @@ impl CachingAllocator {
                 return dev.free(self.backend.as_ref(), ptr);
             }
         }
-        Err(self.bad_pointer(ptr, "free"))
+        Err(self.bad_pointer(ptr))
     }
 
     #[cold]
-    fn bad_pointer(&self, ptr: u64, what: &str) -> CacheError {
+    fn bad_pointer(&self, ptr: u64) -> CacheError {
         for d in 0..self.devices.len() {
             if let Ok(dev) = self.device(d) {
                 if dev.owns(ptr) {
-                    return dev.bad_pointer(ptr, what);
+                    return dev.bad_pointer(ptr);
                 }
             }
         }
         CacheError::InvalidPointer(format!(
-            "{what}: {ptr:#x} is not a pointer of this cache (never handed out, or its segment was given back)"
+            "{ptr:#x} is not a pointer of this cache (never handed out, or its segment was given back)"
         ))
     }
 
@@ -119,7 +119,7 @@ impl CachingAllocator {
                 return dev.record_stream(ptr, stream);
             }
         }
-        Err(self.bad_pointer(ptr, "record_stream"))
+        Err(self.bad_pointer(ptr))
     }
 
     /// Waits for the device (the simulated one completes every event), then
@@ -266,6 +266,18 @@ impl CachingAllocator {
     pub fn check_invariants(&self) {
         for d in 0..self.devices.len() {
             self.device(d).expect("a healthy device").check_invariants();
+        }
+    }
+}
+
+impl Drop for CachingAllocator {
+    /// Every segment goes back to the device (live blocks too), so that a
+    /// dropped cache leaves nothing behind on a real GPU.
+    fn drop(&mut self) {
+        for d in 0..self.devices.len() {
+            if let Ok(mut dev) = self.devices[d].lock() {
+                let _ = dev.release_all(self.backend.as_ref());
+            }
         }
     }
 }

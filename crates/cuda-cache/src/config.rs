@@ -110,7 +110,9 @@ impl Cursor {
 }
 
 fn integer(key: &str, text: &str) -> Result<u64, ConfigError> {
-    text.parse::<u64>().or_else(|_| fail(format!("CachingAllocator option {key}: invalid value '{text}' (expected a non-negative integer)")))
+    text.parse::<u64>().or_else(|_| {
+        fail(format!("CachingAllocator option {key}: invalid value '{text}' (expected a non-negative integer)"))
+    })
 }
 
 impl AllocatorConfig {
@@ -175,7 +177,9 @@ fn parse_max_split_size(c: &mut Cursor) -> Result<u64, ConfigError> {
 fn parse_gc_threshold(c: &mut Cursor) -> Result<f64, ConfigError> {
     let text = c.value("garbage_collection_threshold")?;
     let v: f64 = text.parse().or_else(|_| {
-        fail(format!("CachingAllocator option garbage_collection_threshold: invalid value '{text}' (expected a number)"))
+        fail(format!(
+            "CachingAllocator option garbage_collection_threshold: invalid value '{text}' (expected a number)"
+        ))
     })?;
     if v.is_nan() || v <= 0.0 {
         return fail("garbage_collect_threshold too small, set it 0.0~1.0");
@@ -256,8 +260,9 @@ mod tests {
 
     #[test]
     fn the_issue_example_parses() {
-        let c = parsed("max_split_size_mb:128,roundup_power2_divisions:[256:1,512:2,>:8],garbage_collection_threshold:0.6")
-            .unwrap();
+        let c =
+            parsed("max_split_size_mb:128,roundup_power2_divisions:[256:1,512:2,>:8],garbage_collection_threshold:0.6")
+                .unwrap();
         assert_eq!(c.max_split_size, 128 << 20);
         assert_eq!(c.garbage_collection_threshold, 0.6);
         // 256 MiB is interval 8: the first entry fills 0..=8 with 1; 512 -> 9 = 2; > fills 9.. with 8.
@@ -277,17 +282,32 @@ mod tests {
 
     #[test]
     fn pytorchs_messages_name_the_bad_option() {
-        assert_eq!(parsed("max_split_size_mb:20").unwrap_err(), "CachingAllocator option max_split_size_mb too small, must be > 20");
-        assert_eq!(parsed("garbage_collection_threshold:1.0").unwrap_err(), "garbage_collect_threshold too big, set it 0.0~1.0");
-        assert_eq!(parsed("garbage_collection_threshold:0").unwrap_err(), "garbage_collect_threshold too small, set it 0.0~1.0");
+        assert_eq!(
+            parsed("max_split_size_mb:20").unwrap_err(),
+            "CachingAllocator option max_split_size_mb too small, must be > 20"
+        );
+        assert_eq!(
+            parsed("garbage_collection_threshold:1.0").unwrap_err(),
+            "garbage_collect_threshold too big, set it 0.0~1.0"
+        );
+        assert_eq!(
+            parsed("garbage_collection_threshold:0").unwrap_err(),
+            "garbage_collect_threshold too small, set it 0.0~1.0"
+        );
         assert_eq!(parsed("foo:1").unwrap_err(), "Unrecognized CachingAllocator option: foo");
         assert_eq!(parsed("max_split_size_mb").unwrap_err(), "Error parsing CachingAllocator settings, expected :");
         assert_eq!(parsed("max_split_size_mb:").unwrap_err(), "Error, expecting max_split_size_mb value");
-        assert_eq!(parsed("max_split_size_mb:100 garbage").unwrap_err().contains("max_split_size_mb"), true);
-        assert_eq!(parsed("max_split_size_mb:100;x").unwrap_err(), "CachingAllocator option max_split_size_mb: invalid value '100;x' (expected a non-negative integer)");
+        assert!(parsed("max_split_size_mb:100 garbage").unwrap_err().contains("max_split_size_mb"));
+        assert_eq!(
+            parsed("max_split_size_mb:100;x").unwrap_err(),
+            "CachingAllocator option max_split_size_mb: invalid value '100;x' (expected a non-negative integer)"
+        );
         assert!(parsed("expandable_segments:True").unwrap_err().contains("expandable_segments:True is not supported"));
         assert!(parsed("expandable_segments:False").is_ok());
-        assert_eq!(parsed("expandable_segments:yes").unwrap_err(), "Expected a single True/False argument for expandable_segments");
+        assert_eq!(
+            parsed("expandable_segments:yes").unwrap_err(),
+            "Expected a single True/False argument for expandable_segments"
+        );
         assert_eq!(
             parsed("roundup_power2_divisions:[300:2]").unwrap_err(),
             "For roundups, the intervals have to be power of 2 "

@@ -327,11 +327,12 @@ impl DeviceCache {
     #[inline]
     pub fn free(&mut self, backend: &dyn Backend, ptr: u64) -> Result<(), CacheError> {
         let Some(id) = self.live.remove(&ptr) else {
-            return Err(self.bad_pointer(ptr, "free"));
+            return Err(self.bad_pointer(ptr));
         };
         let block = self.blocks.get_mut(id);
         block.allocated = false;
-        let (pool, size, stream, used_elsewhere) = (block.pool, block.size, block.stream, !block.stream_uses.is_empty());
+        let (pool, size, stream, used_elsewhere) =
+            (block.pool, block.size, block.stream, !block.stream_uses.is_empty());
         self.stats.on_free_requested(pool, size, policy::is_oversize(size, self.max_split_size));
         self.history.record(Action::FreeRequested, ptr, size, stream);
         if used_elsewhere {
@@ -357,10 +358,10 @@ impl DeviceCache {
     /// Why `ptr` is not a live block: freed (a double free), inside a block,
     /// or unknown.
     #[cold]
-    pub fn bad_pointer(&self, ptr: u64, what: &str) -> CacheError {
+    pub fn bad_pointer(&self, ptr: u64) -> CacheError {
         let Some((_, segment)) = self.segment_containing(ptr) else {
             return CacheError::InvalidPointer(format!(
-                "{what}: {ptr:#x} is not a pointer of this cache (never handed out, or its segment was given back)"
+                "{ptr:#x} is not a pointer of this cache (never handed out, or its segment was given back)"
             ));
         };
         let mut cursor = Some(segment.head);
@@ -369,25 +370,25 @@ impl DeviceCache {
             if ptr >= b.addr && ptr < b.addr + b.size {
                 if b.addr == ptr && !b.allocated {
                     return CacheError::DoubleFree(format!(
-                        "{what}: double free: block {ptr:#x} of device {} is not allocated (already freed, or a free part of a cached segment)",
+                        "double free: block {ptr:#x} of device {} is not allocated (already freed, or a free part of a cached segment)",
                         self.device
                     ));
                 }
                 return CacheError::InvalidPointer(format!(
-                    "{what}: {ptr:#x} is inside a block of device {} ({:#x}, {} bytes), not the start of an allocated one",
+                    "{ptr:#x} is inside a block of device {} ({:#x}, {} bytes), not the start of an allocated one",
                     self.device, b.addr, b.size
                 ));
             }
             cursor = b.next;
         }
-        CacheError::InvalidPointer(format!("{what}: {ptr:#x} is not a pointer of this cache"))
+        CacheError::InvalidPointer(format!("{ptr:#x} is not a pointer of this cache"))
     }
 
     /// record_stream: the block is also used on `stream`; its free will wait
     /// for that stream. Uses on the allocation stream need nothing.
     pub fn record_stream(&mut self, ptr: u64, stream: Stream) -> Result<(), CacheError> {
         let Some(&id) = self.live.get(&ptr) else {
-            return Err(self.bad_pointer(ptr, "record_stream"));
+            return Err(self.bad_pointer(ptr));
         };
         let block = self.blocks.get_mut(id);
         if stream != block.stream && !block.stream_uses.contains(&stream) {
@@ -741,7 +742,10 @@ impl DeviceCache {
             assert_eq!(expected_addr, start + seg.size, "segment end");
         }
         assert_eq!(blocks_seen, self.blocks.len(), "every block is in a segment");
-        assert_eq!(self.pools[0].len() + self.pools[1].len(), self.blocks.len() - self.live.len() - self.pending_blocks());
+        assert_eq!(
+            self.pools[0].len() + self.pools[1].len(),
+            self.blocks.len() - self.live.len() - self.pending_blocks()
+        );
         assert_eq!(reserved, self.reserved);
         let all = |a: &crate::stats::StatArray| a.get(StatType::All).current;
         let s = &self.stats;

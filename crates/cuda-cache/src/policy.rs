@@ -226,6 +226,7 @@ mod tests {
         assert!(should_split(PoolKind::Large, 20 * MIB, 5 * MIB, UNLIMITED_SPLIT));
         assert!(!should_split(PoolKind::Large, 20 * MIB, 19 * MIB, UNLIMITED_SPLIT)); // exactly 1 MiB left
         assert!(should_split(PoolKind::Large, 20 * MIB, 19 * MIB - 512, UNLIMITED_SPLIT));
-        assert!(!should_split(PoolKind::Large, 200 * MIB, 100 * MIB, 64 * MIB)); // oversize never splits
+        assert!(!should_split(PoolKind::Large, 200 * MIB, 100 * MIB, 64 * MIB));
+        // oversize never splits
     }
 }

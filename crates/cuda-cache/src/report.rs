@@ -32,7 +32,9 @@ pub fn flat_stats(stats: &DeviceStats) -> Vec<(String, i64)> {
             }
         }
     }
-    for (name, stat) in [("oversize_allocations", &stats.oversize_allocations), ("oversize_segments", &stats.oversize_segments)] {
+    for (name, stat) in
+        [("oversize_allocations", &stats.oversize_allocations), ("oversize_segments", &stats.oversize_segments)]
+    {
         for (field, v) in stat_fields(stat) {
             out.push((format!("{name}.{field}"), v));
         }
@@ -149,7 +151,9 @@ pub fn summary(device: usize, flat: &[(String, i64)], abbreviated: bool) -> Stri
             ));
         }
     }
-    for (key, name) in [("oversize_allocations", "Oversize allocations"), ("oversize_segments", "Oversize GPU segments")] {
+    for (key, name) in
+        [("oversize_allocations", "Oversize allocations"), ("oversize_segments", "Oversize GPU segments")]
+    {
         lines.push("-".repeat(75));
         let v = |field: &str| get(&format!("{key}.{field}"));
         let cell = |field: &str| format_count_cell(v(field), v(field));
@@ -231,11 +235,8 @@ fn segment_json(device: usize, seg: &SegmentView) -> String {
 /// torch.cuda.memory_snapshot(): segments of every device in address
 /// order, one trace list per device, and the allocator's settings.
 pub(crate) fn snapshot_json(per_device: &[(Vec<SegmentView>, Vec<TraceEntry>)], settings: Option<&Settings>) -> String {
-    let segments: Vec<String> = per_device
-        .iter()
-        .enumerate()
-        .flat_map(|(d, (segs, _))| segs.iter().map(move |s| segment_json(d, s)))
-        .collect();
+    let segments: Vec<String> =
+        per_device.iter().enumerate().flat_map(|(d, (segs, _))| segs.iter().map(move |s| segment_json(d, s))).collect();
     let traces: Vec<String> = per_device
         .iter()
         .map(|(_, entries)| {

@@ -73,7 +73,8 @@ impl Simulated {
     }
 
     fn dev(&self, device: usize) -> Result<MutexGuard<'_, SimDevice>, BackendError> {
-        let d = self.devices.get(device).ok_or_else(|| BackendError::NoDevice(format!("no simulated device {device}")))?;
+        let d =
+            self.devices.get(device).ok_or_else(|| BackendError::NoDevice(format!("no simulated device {device}")))?;
         // A panic while holding this lock left consistent state (every
         // update below is a single step); take it back.
         Ok(d.lock().unwrap_or_else(|e| e.into_inner()))
@@ -141,10 +142,9 @@ impl Backend for Simulated {
 
     fn free(&self, device: usize, ptr: u64) -> Result<(), BackendError> {
         let mut d = self.dev(device)?;
-        let size = d
-            .live
-            .remove(&ptr)
-            .ok_or_else(|| BackendError::Device(format!("simulated device {device}: free of unknown address {ptr:#x}")))?;
+        let size = d.live.remove(&ptr).ok_or_else(|| {
+            BackendError::Device(format!("simulated device {device}: free of unknown address {ptr:#x}"))
+        })?;
         d.used -= size;
         d.frees += 1;
         // Give the range back, merged with free neighbours.
@@ -179,11 +179,10 @@ impl Backend for Simulated {
 
     fn destroy_stream(&self, device: usize, stream: Stream) -> Result<(), BackendError> {
         let mut d = self.dev(device)?;
-        let i = d
-            .streams
-            .iter()
-            .position(|s| *s == stream)
-            .ok_or_else(|| BackendError::Device(format!("simulated device {device}: unknown stream {stream:#x}")))?;
+        let i =
+            d.streams.iter().position(|s| *s == stream).ok_or_else(|| {
+                BackendError::Device(format!("simulated device {device}: unknown stream {stream:#x}"))
+            })?;
         d.streams.swap_remove(i);
         Ok(())
     }

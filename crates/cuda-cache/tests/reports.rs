@@ -129,7 +129,16 @@ fn memory_snapshot_has_pytorchs_keys_and_block_states() {
     let actions: Vec<&str> = trace.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
-        ["segment_alloc", "alloc", "alloc", "segment_alloc", "alloc", "free_requested", "free_requested", "free_completed"]
+        [
+            "segment_alloc",
+            "alloc",
+            "alloc",
+            "segment_alloc",
+            "alloc",
+            "free_requested",
+            "free_requested",
+            "free_completed"
+        ]
     );
     assert!(trace.iter().all(|e| e.get("addr").is_some() && e.get("time_us").is_some() && e.get("stream").is_some()));
     assert_eq!(snap["allocator_settings"]["max_split_size"], -1);

@@ -34,7 +34,7 @@ fn eight_threads_allocating_and_freeing_leave_balanced_stats() {
                     if i % 7 == 0 {
                         cache.record_stream(*live.last().unwrap(), 0xabc).unwrap();
                     }
-                    if live.len() > 16 || x % 3 == 0 {
+                    if live.len() > 16 || x.is_multiple_of(3) {
                         let p = live.swap_remove((x % live.len() as u64) as usize);
                         cache.free(p).unwrap();
                     }
@@ -60,7 +60,8 @@ fn eight_threads_allocating_and_freeing_leave_balanced_stats() {
         }
         assert_eq!(s.allocation.get(StatType::All).allocated, 4 * 3000, "device {device}: every malloc counted");
     }
-    let requested_counted: i64 = (0..2).map(|d| cache.stats(d).unwrap().requested_bytes.get(StatType::All).allocated).sum();
+    let requested_counted: i64 =
+        (0..2).map(|d| cache.stats(d).unwrap().requested_bytes.get(StatType::All).allocated).sum();
     assert_eq!(requested_counted as u64, requested);
     cache.check_invariants();
     cache.empty_cache().unwrap();

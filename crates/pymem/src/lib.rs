@@ -10,6 +10,7 @@
 //! | [`status`]  | status codes and names       | —           |
 //! | [`runtime`] | runtime, threads, messages   | —           |
 //! | [`alloc`]   | allocator                    | `obmalloc`  |
+//! | [`cuda`]    | GPU caching allocator        | `cuda-cache`|
 //!
 //! Every entry crosses [`boundary`]: NULL checks, the owner-thread check,
 //! `catch_unwind`, and the message slots. `include/pymem.h` is generated from
@@ -19,6 +20,7 @@
 
 pub mod alloc;
 mod boundary;
+pub mod cuda;
 pub mod gc;
 pub mod object;
 pub mod runtime;

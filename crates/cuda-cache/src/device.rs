@@ -139,7 +139,7 @@ impl DeviceCache {
         let pool = policy::pool_for(rounded);
         let id = match self.take_free_block(pool, stream, rounded) {
             Some(id) => id,
-            None => self.malloc_slow(backend, size, rounded, pool, stream)?,
+            None => self.malloc_slow(backend, rounded, pool, stream)?,
         };
         Ok(self.hand_out(id, rounded, size, pool))
     }
@@ -167,12 +167,10 @@ impl DeviceCache {
     fn malloc_slow(
         &mut self,
         backend: &dyn Backend,
-        size: u64,
         rounded: u64,
         pool: PoolKind,
         stream: Stream,
     ) -> Result<BlockId, CacheError> {
-        let _ = size;
         if !self.caching {
             // Pass-through: the device, exactly what was asked (rounded to
             // 512), every time.

@@ -25,6 +25,21 @@
 //!
 //! Standalone: it depends on no other crate of the workspace. Thread-safe:
 //! every method takes `&self`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cuda_cache::{AllocatorConfig, CachingAllocator, Simulated};
+//!
+//! let device = Arc::new(Simulated::new(1, 16 << 30));
+//! let mut config = AllocatorConfig::default();
+//! config.parse("max_split_size_mb:128").unwrap(); // PYTORCH_CUDA_ALLOC_CONF syntax
+//! let cache = CachingAllocator::new(device.clone(), &config).unwrap();
+//! let x = cache.malloc(0, 1024, 0).unwrap(); // 1 KiB reserves a 2 MiB segment
+//! assert_eq!(cache.memory_reserved(0).unwrap(), 2 << 20);
+//! cache.free(x).unwrap(); // cached: still reserved
+//! cache.empty_cache().unwrap(); // given back
+//! assert_eq!((cache.memory_reserved(0).unwrap(), device.device_frees(0)), (0, 1));
+//! ```
 
 mod backend;
 mod cache;

@@ -34,8 +34,8 @@ struct SimDevice {
     live: HashMap<u64, u64>,
     mallocs: u64,
     frees: u64,
-    /// event id -> completed.
-    events: HashMap<u64, bool>,
+    /// event id -> (the stream it was recorded on, completed).
+    events: HashMap<u64, (Stream, bool)>,
     next_event: u64,
     /// Streams created and not destroyed.
     streams: Vec<Stream>,
@@ -99,7 +99,15 @@ impl Simulated {
     /// ran to their end (what a test calls to end a kernel).
     pub fn complete_events(&self, device: usize) {
         if let Ok(mut d) = self.dev(device) {
-            d.events.values_mut().for_each(|done| *done = true);
+            d.events.values_mut().for_each(|(_, done)| *done = true);
+        }
+    }
+
+    /// Completes the events recorded on one stream, as if that stream alone
+    /// ran to its end.
+    pub fn complete_stream(&self, device: usize, stream: Stream) {
+        if let Ok(mut d) = self.dev(device) {
+            d.events.values_mut().filter(|(s, _)| *s == stream).for_each(|(_, done)| *done = true);
         }
     }
 
@@ -187,24 +195,27 @@ impl Backend for Simulated {
         Ok(())
     }
 
-    fn record_event(&self, device: usize, _stream: Stream) -> Result<EventId, BackendError> {
+    fn record_event(&self, device: usize, stream: Stream) -> Result<EventId, BackendError> {
         let mut d = self.dev(device)?;
         let id = d.next_event;
         d.next_event += 1;
-        d.events.insert(id, false);
+        d.events.insert(id, (stream, false));
         Ok(EventId(id))
     }
 
     fn event_completed(&self, device: usize, event: EventId) -> Result<bool, BackendError> {
         let d = self.dev(device)?;
-        d.events.get(&event.0).copied().ok_or_else(|| BackendError::Device(format!("unknown event {}", event.0)))
+        d.events
+            .get(&event.0)
+            .map(|(_, done)| *done)
+            .ok_or_else(|| BackendError::Device(format!("unknown event {}", event.0)))
     }
 
     fn wait_event(&self, device: usize, event: EventId) -> Result<(), BackendError> {
         // Waiting on the host means the stream got there.
         let mut d = self.dev(device)?;
         match d.events.get_mut(&event.0) {
-            Some(done) => {
+            Some((_, done)) => {
                 *done = true;
                 Ok(())
             }
@@ -219,7 +230,7 @@ impl Backend for Simulated {
     }
 
     fn synchronize(&self, device: usize) -> Result<(), BackendError> {
-        self.dev(device)?.events.values_mut().for_each(|done| *done = true);
+        self.dev(device)?.events.values_mut().for_each(|(_, done)| *done = true);
         Ok(())
     }
 }

@@ -296,3 +296,54 @@ fn rule_garbage_collection_frees_old_cached_blocks_above_the_threshold() {
     c.free(y).unwrap();
     c.check_invariants();
 }
+
+#[test]
+fn rule_pending_frees_are_queued_per_stream_so_one_slow_stream_blocks_no_other() {
+    let (c, sim) = cache();
+    let (s1, s2) = (c.create_stream(0).unwrap(), c.create_stream(0).unwrap());
+    let a = c.malloc(0, 30 * MIB, 0).unwrap();
+    let b = c.malloc(0, 30 * MIB, 0).unwrap();
+    c.record_stream(a, s1).unwrap();
+    c.record_stream(b, s2).unwrap();
+    c.free(a).unwrap();
+    c.free(b).unwrap();
+    // Stream 2 finishes, stream 1 does not: b is retired at the next malloc, a waits.
+    sim.complete_stream(0, s2);
+    let d = c.malloc(0, 30 * MIB, 0).unwrap();
+    assert_eq!(d, b, "b was freed and reused");
+    assert_eq!(sim.outstanding_events(0), 1, "a's event still pending");
+    assert_eq!(c.stats(0).unwrap().active_bytes.get(StatType::All).current, (60 * MIB) as i64);
+    sim.complete_stream(0, s1);
+    let e = c.malloc(0, 30 * MIB, 0).unwrap();
+    assert_eq!(e, a);
+    c.check_invariants();
+}
+
+#[test]
+fn rule_garbage_collection_frees_the_blocks_of_at_least_average_age_first() {
+    let mut config = AllocatorConfig::default();
+    config.parse("garbage_collection_threshold:0.5").unwrap();
+    config.memory_fraction = Some(1.0);
+    let (c, sim) = cache_with(100 * MIB, config);
+    let old = c.malloc(0, 30 * MIB, 0).unwrap();
+    let young = c.malloc(0, 24 * MIB, 0).unwrap();
+    c.free(old).unwrap();
+    c.free(young).unwrap();
+    // Reuse the 24 MiB block a few times: its age (lookups since it was
+    // cached) restarts each time, the 30 MiB block's keeps growing.
+    for _ in 0..3 {
+        let p = c.malloc(0, 24 * MIB, 0).unwrap();
+        assert_eq!(p, young);
+        c.free(p).unwrap();
+    }
+    // 54 MiB reserved > 50 MiB: a miss collects the old block only.
+    let big = c.malloc(0, 45 * MIB, 0).unwrap();
+    assert_eq!(sim.device_frees(0), 1);
+    assert_eq!(stats(&c).num_sync_all_streams, 0, "garbage collection, not a flush of the cache");
+    assert_eq!(reserved(&c), 24 * MIB + 46 * MIB, "the young block stays cached");
+    let again = c.malloc(0, 24 * MIB, 0).unwrap();
+    assert_eq!(again, young);
+    c.free(again).unwrap();
+    c.free(big).unwrap();
+    c.check_invariants();
+}

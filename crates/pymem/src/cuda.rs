@@ -796,3 +796,64 @@ pub unsafe extern "C" fn pymem_cuda_stream_destroy(c: *const CudaCache, device: 
         Ok(cache.inner.destroy_stream(device_of(cache, device)?, stream as u64)?)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+    use std::ptr;
+
+    use super::*;
+
+    fn simulated() -> *mut CudaCache {
+        let mut cfg = CudaConfig { backend: PYMEM_CUDA_BACKEND_SIMULATED, ..CudaConfig::default() };
+        cfg.simulated_capacity = 1 << 30;
+        let mut c = ptr::null_mut();
+        // SAFETY: valid config and out-pointer.
+        assert_eq!(unsafe { pymem_cuda_cache_new(&cfg, &mut c) }, Status::PYMEM_OK);
+        c
+    }
+
+    fn message(c: *const CudaCache) -> String {
+        // SAFETY: a live cache; the message is a valid C string.
+        unsafe { CStr::from_ptr(pymem_cuda_last_error(c)) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_poisons_the_cache_and_never_unwinds_into_c() {
+        let c = simulated();
+        let status = cuda_boundary(c, "pymem_cuda_test", |_| panic!("an internal invariant broke"));
+        assert_eq!(status, Status::PYMEM_ERR_PANIC);
+        assert!(message(c).contains("poisoned"), "{}", message(c));
+        let mut p = 0u64;
+        // SAFETY: a live cache and a valid out-pointer.
+        assert_eq!(unsafe { pymem_cuda_malloc(c, 0, 16, 0, &mut p) }, Status::PYMEM_ERR_PANIC);
+        // SAFETY: a live cache.
+        assert_eq!(unsafe { pymem_cuda_last_status(c) }, Status::PYMEM_ERR_PANIC);
+        // A poisoned cache can still be freed.
+        // SAFETY: live, freed once.
+        assert_eq!(unsafe { pymem_cuda_cache_free(c) }, Status::PYMEM_OK);
+    }
+
+    #[test]
+    fn each_thread_reads_its_own_last_error() {
+        let c = simulated();
+        // SAFETY: a live cache.
+        assert_eq!(unsafe { pymem_cuda_free(c, 0x1234) }, Status::PYMEM_ERR_INVALID_POINTER);
+        let addr = c as usize;
+        let other = std::thread::spawn(move || {
+            let c = addr as *const CudaCache;
+            let before = message(c);
+            // SAFETY: the cache is live until the main thread frees it after the join.
+            let status = unsafe { pymem_cuda_synchronize(c, 9) };
+            (before, status, message(c))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(other.0, "", "no failure on that thread yet");
+        assert_eq!(other.1, Status::PYMEM_ERR_INDEX);
+        assert!(other.2.contains("invalid device index 9"));
+        assert!(message(c).starts_with("pymem_cuda_free: 0x1234 is not a pointer of this cache"), "{}", message(c));
+        // SAFETY: live, freed once.
+        assert_eq!(unsafe { pymem_cuda_cache_free(c) }, Status::PYMEM_OK);
+    }
+}

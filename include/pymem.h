@@ -12,7 +12,9 @@
  *   without a usable handle.
  * - Threads: a runtime belongs to one thread at a time (the creator, or the
  *   last to call pymem_runtime_attach). Calls from another thread return
- *   PYMEM_ERR_BUSY. Different runtimes are independent.
+ *   PYMEM_ERR_BUSY. Different runtimes are independent. A pymem_cuda_cache
+ *   is fully thread-safe: any thread may call any pymem_cuda_* function on
+ *   it at any time, and pymem_cuda_last_error(c) is per thread.
  * - Bad input (NULL, foreign or freed pointers, wrong values) gets a status
  *   and a message and changes nothing. A handle used after its *_free is
  *   undefined behaviour, as in every C library.
@@ -237,8 +239,9 @@ typedef int32_t pymem_status;
 #endif // __cplusplus
 
 /**
- * A GPU caching allocator: one per process is the usual case (as PyTorch
- * has one), but caches are independent. Fully thread-safe.
+ * A GPU caching allocator (opaque): one per process is the usual case (as
+ * PyTorch has one), but caches are independent. Fully thread-safe: any
+ * thread may call any `pymem_cuda_*` function on it, one lock per device.
  */
 typedef struct pymem_cuda_cache pymem_cuda_cache;
 
@@ -770,7 +773,10 @@ pymem_status pymem_cuda_device_count(const struct pymem_cuda_cache *c, int *out)
  * PyTorch's retries (garbage collection, oversize blocks, the whole
  * cache). `size == 0` gives the pointer 0. Out of memory:
  * `PYMEM_ERR_OUT_OF_DEVICE_MEMORY` with PyTorch's message ("CUDA out of
- * memory. Tried to allocate ..."). A bad device index: `PYMEM_ERR_INDEX`.
+ * memory. Tried to allocate ..."); as in PyTorch the attempt has already
+ * emptied the cache and counts in `num_ooms` and `num_alloc_retries`.
+ * A bad device index: `PYMEM_ERR_INDEX`; `*out_ptr` is written only on
+ * success.
  *
  * # Safety
  * `c` is NULL or a live cache; `out_ptr` is NULL (an error) or writable.

@@ -554,9 +554,13 @@ impl DeviceCache {
         let wanted = rounded.max(self.max_split_size);
         let p = &self.pools[pool_index(pool)];
         if let Some(id) = p.best_fit(stream, wanted) {
-            if !self.blocks.get(id).is_split() {
-                self.release_segment(backend, id)?;
+            // One block is big enough. (An oversize free block is always a
+            // whole segment: oversize blocks are never split, and a split
+            // segment's free pieces are below max_split_size.)
+            if self.blocks.get(id).is_split() {
+                return Ok(false);
             }
+            self.release_segment(backend, id)?;
             return Ok(true);
         }
         let candidates: Vec<(u64, BlockId)> =

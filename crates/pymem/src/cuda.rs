@@ -135,8 +135,9 @@ impl CudaConfig {
     }
 }
 
-/// A GPU caching allocator: one per process is the usual case (as PyTorch
-/// has one), but caches are independent. Fully thread-safe.
+/// A GPU caching allocator (opaque): one per process is the usual case (as
+/// PyTorch has one), but caches are independent. Fully thread-safe: any
+/// thread may call any `pymem_cuda_*` function on it, one lock per device.
 pub struct CudaCache {
     inner: CachingAllocator,
     backend_kind: i32,
@@ -458,7 +459,10 @@ pub unsafe extern "C" fn pymem_cuda_device_count(c: *const CudaCache, out: *mut 
 /// PyTorch's retries (garbage collection, oversize blocks, the whole
 /// cache). `size == 0` gives the pointer 0. Out of memory:
 /// `PYMEM_ERR_OUT_OF_DEVICE_MEMORY` with PyTorch's message ("CUDA out of
-/// memory. Tried to allocate ..."). A bad device index: `PYMEM_ERR_INDEX`.
+/// memory. Tried to allocate ..."); as in PyTorch the attempt has already
+/// emptied the cache and counts in `num_ooms` and `num_alloc_retries`.
+/// A bad device index: `PYMEM_ERR_INDEX`; `*out_ptr` is written only on
+/// success.
 ///
 /// # Safety
 /// `c` is NULL or a live cache; `out_ptr` is NULL (an error) or writable.

@@ -32,6 +32,14 @@
  *                                    statistics of stats_rt (a live runtime;
  *                                    rt itself may be NULL) are the same
  *                                    after the call as before it
+ *   CHECK_CUDA_OK(c, call)           a pymem_cuda_* call on cache c (may be
+ *                                    NULL) succeeded; on failure prints
+ *                                    pymem_cuda_last_error(c)
+ *   CHECK_CUDA_FAILS(c, call, expected, needle)
+ *                                    the status, pymem_cuda_last_status(c)
+ *                                    agrees, and pymem_cuda_last_error(c)
+ *                                    (the thread's slot when c is NULL)
+ *                                    contains needle
  *
  * The helpers below (stats_of, refcount_of, collect_ok, under_valgrind,
  * scaled) are static inline so that a program which does not use one gets
@@ -203,6 +211,34 @@ static inline int64_t collect_ok(pymem_runtime *rt, int generation) {
         const pymem_alloc_stats check_before_ = stats_of(stats_rt);            \
         CHECK_FAILS(rt, call, expected, needle);                               \
         CHECK_STATS_EQ(stats_of(stats_rt), check_before_);                     \
+    } while (0)
+
+/* GPU cache calls: the message is the calling thread's on the cache. */
+static inline const char *check_cuda_message_(const pymem_cuda_cache *c) {
+    const char *m = pymem_cuda_last_error(c);
+    return m ? m : "(NULL message pointer!)";
+}
+
+#define CHECK_CUDA_STATUS(c, call, expected)                                   \
+    do {                                                                       \
+        int32_t check_got_ = (int32_t)(call);                                  \
+        int32_t check_want_ = (int32_t)(expected);                             \
+        if (check_got_ != check_want_)                                         \
+            CHECK_FAIL_EXIT_("%s:%d: %s\n  returned %s (%d), expected %s (%d)\n" \
+                             "  pymem_cuda_last_error(c): \"%s\"",            \
+                             __FILE__, __LINE__, #call,                        \
+                             pymem_status_name(check_got_), (int)check_got_,   \
+                             pymem_status_name(check_want_), (int)check_want_, \
+                             check_cuda_message_(c));                          \
+    } while (0)
+
+#define CHECK_CUDA_OK(c, call) CHECK_CUDA_STATUS(c, call, PYMEM_OK)
+
+#define CHECK_CUDA_FAILS(c, call, expected, needle)                            \
+    do {                                                                       \
+        CHECK_CUDA_STATUS(c, call, expected);                                  \
+        CHECK_CUDA_STATUS(c, pymem_cuda_last_status(c), expected);             \
+        CHECK_CONTAINS(check_cuda_message_(c), needle);                        \
     } while (0)
 
 /* Non-zero when the runner runs this program under valgrind: shrink sizes. */

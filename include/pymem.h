@@ -12,7 +12,9 @@
  *   without a usable handle.
  * - Threads: a runtime belongs to one thread at a time (the creator, or the
  *   last to call pymem_runtime_attach). Calls from another thread return
- *   PYMEM_ERR_BUSY. Different runtimes are independent.
+ *   PYMEM_ERR_BUSY. Different runtimes are independent. A pymem_cuda_cache
+ *   is fully thread-safe: any thread may call any pymem_cuda_* function on
+ *   it at any time, and pymem_cuda_last_error(c) is per thread.
  * - Bad input (NULL, foreign or freed pointers, wrong values) gets a status
  *   and a message and changes nothing. A handle used after its *_free is
  *   undefined behaviour, as in every C library.
@@ -27,6 +29,35 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
+
+/**
+ * `pymem_cuda_config.backend`: the driver when a GPU is there, else the
+ * cache is not created (`PYMEM_ERR_NO_DEVICE`).
+ */
+#define PYMEM_CUDA_BACKEND_AUTO 0
+
+/**
+ * `pymem_cuda_config.backend`: a real GPU through the CUDA driver
+ * (libcuda, loaded at run time).
+ */
+#define PYMEM_CUDA_BACKEND_DRIVER 1
+
+/**
+ * `pymem_cuda_config.backend`: host-side fake devices with a set capacity
+ * and a fake address space (no host memory spent on device bytes), for
+ * tests and demos. Events complete on `pymem_cuda_synchronize`.
+ */
+#define PYMEM_CUDA_BACKEND_SIMULATED 2
+
+/**
+ * `pymem_cuda_config.max_split_size` when unlimited (PyTorch's default).
+ */
+#define PYMEM_CUDA_UNLIMITED_SPLIT UINT64_MAX
+
+/**
+ * Default `pymem_cuda_config.simulated_capacity`: 80 GiB, an H100's.
+ */
+#define PYMEM_CUDA_DEFAULT_SIMULATED_CAPACITY (80 << 30)
 
 /**
  * `pymem_gc_set_debug` flag (`gc.DEBUG_STATS`): each collection writes
@@ -215,6 +246,13 @@ typedef int32_t pymem_status;
 #endif // __cplusplus
 
 /**
+ * A GPU caching allocator (opaque): one per process is the usual case (as
+ * PyTorch has one), but caches are independent. Fully thread-safe: any
+ * thread may call any `pymem_cuda_*` function on it, one lock per device.
+ */
+typedef struct pymem_cuda_cache pymem_cuda_cache;
+
+/**
  * An object (opaque). Its address is its identity (`pymem_id`).
  */
 typedef struct pymem_object pymem_object;
@@ -293,6 +331,60 @@ typedef struct pymem_alloc_stats {
    */
   uint64_t bytes_returned_to_os_total;
 } pymem_alloc_stats;
+
+/**
+ * Settings of a GPU cache. Fill it with `pymem_cuda_config_init` (PyTorch's
+ * defaults), then change fields or apply a PYTORCH_CUDA_ALLOC_CONF string
+ * with `pymem_cuda_config_parse`. The cache copies it.
+ */
+typedef struct pymem_cuda_config {
+  /**
+   * `PYMEM_CUDA_BACKEND_AUTO` (default), `_DRIVER` or `_SIMULATED`.
+   */
+  int32_t backend;
+  /**
+   * Simulated backend: number of devices (default 1).
+   */
+  int32_t simulated_devices;
+  /**
+   * Simulated backend: bytes per device (default 80 GiB).
+   */
+  uint64_t simulated_capacity;
+  /**
+   * Blocks of this many bytes or more are never split and count as
+   * oversize (`max_split_size_mb` × 1 MiB); `PYMEM_CUDA_UNLIMITED_SPLIT`
+   * by default. Other values must be over 20 MiB.
+   */
+  uint64_t max_split_size;
+  /**
+   * Divisions per power-of-two size interval from 1 MiB (index
+   * log2(size) - 20, clamped to 0..15); 0 or 1 = plain 512-byte rounding
+   * (default); otherwise a power of two.
+   */
+  uint32_t roundup_power2_divisions[16];
+  /**
+   * In (0, 1): with a memory fraction set, old cached blocks are given
+   * back when reserved memory passes this share of the allowed memory.
+   * 0 = off (default).
+   */
+  double garbage_collection_threshold;
+  /**
+   * In [0, 1]: every device's reserved memory may not pass this share of
+   * its total (`set_per_process_memory_fraction`). Negative = no limit
+   * (default).
+   */
+  double memory_fraction;
+  /**
+   * Allocation history recorded from the start, in a ring of this many
+   * entries per device; 0 = off (default; see `pymem_cuda_record_history`).
+   */
+  size_t history_max_entries;
+  /**
+   * 1 = cache freed blocks (default); 0 = pass-through, every malloc and
+   * free goes to the device (PyTorch's PYTORCH_NO_CUDA_MEMORY_CACHING=1).
+   */
+  int32_t caching;
+} pymem_cuda_config;
 
 /**
  * Receives one line of debug output (`line`: NUL-terminated, without a
@@ -620,6 +712,364 @@ pymem_status pymem_release_free_arenas(struct pymem_runtime *rt, size_t *release
  * `s` is NULL or a string from a pymem call, not yet freed.
  */
 void pymem_string_free(char *s);
+
+/**
+ * Fills `*out` with the defaults: `PYMEM_CUDA_BACKEND_AUTO`, one simulated
+ * device of 80 GiB, and PyTorch's allocator defaults (no max_split_size,
+ * no power-of-two rounding, no garbage collection, no memory fraction, no
+ * history, caching on). NULL is ignored. Callable from any thread.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+void pymem_cuda_config_init(struct pymem_cuda_config *out);
+
+/**
+ * Applies a PYTORCH_CUDA_ALLOC_CONF string on top of `*inout`, e.g.
+ * `"max_split_size_mb:128,roundup_power2_divisions:[256:1,512:2,>:8],garbage_collection_threshold:0.6"`.
+ * Options: max_split_size_mb, roundup_power2_divisions (one value or a
+ * list of `MiB:divisions` with `>` for the rest), garbage_collection_threshold,
+ * expandable_segments (False only: True is refused, not implemented),
+ * backend (native only). A bad option or value gives
+ * `PYMEM_ERR_INVALID_ARGUMENT` with PyTorch's message (in
+ * `pymem_last_error(NULL)`), and `*inout` is unchanged.
+ *
+ * # Safety
+ * `conf` is NULL or a NUL-terminated string; `inout` is NULL or a valid
+ * config (from `pymem_cuda_config_init`).
+ */
+pymem_status pymem_cuda_config_parse(const char *conf,
+                                     struct pymem_cuda_config *inout);
+
+/**
+ * Creates a GPU cache with `*cfg` (NULL = defaults: the AUTO backend). The
+ * driver backend needs libcuda and a GPU: without them the call fails with
+ * `PYMEM_ERR_NO_DEVICE` and says why (never a crash). Messages of a failed
+ * creation are in `pymem_last_error(NULL)`. Free the cache with
+ * `pymem_cuda_cache_free`.
+ *
+ * # Safety
+ * `cfg` is NULL or a valid config; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_cache_new(const struct pymem_cuda_config *cfg,
+                                  struct pymem_cuda_cache **out);
+
+/**
+ * Frees the cache: every segment goes back to the device (live blocks
+ * too; with the driver, after synchronizing), then the handle. NULL is
+ * fine. Must not be called twice, nor while another thread still uses the
+ * cache.
+ *
+ * # Safety
+ * `c` is NULL or a live cache no other thread is using.
+ */
+pymem_status pymem_cuda_cache_free(struct pymem_cuda_cache *c);
+
+/**
+ * The message of the calling thread's last failed call on `c` ("" if
+ * none), valid until that thread's next failure on `c`. With NULL: the
+ * thread's last message for calls without a usable cache
+ * (`pymem_last_error(NULL)`). Callable from any thread.
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+const char *pymem_cuda_last_error(const struct pymem_cuda_cache *c);
+
+/**
+ * The status of the calling thread's last failed call on `c` (`PYMEM_OK`
+ * if none); with NULL, `pymem_last_status(NULL)`.
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_last_status(const struct pymem_cuda_cache *c);
+
+/**
+ * `*out` = the backend the cache runs on: `PYMEM_CUDA_BACKEND_DRIVER` or
+ * `PYMEM_CUDA_BACKEND_SIMULATED` (what AUTO chose).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_backend(const struct pymem_cuda_cache *c, int32_t *out);
+
+/**
+ * `*out` = the number of devices.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_device_count(const struct pymem_cuda_cache *c, int *out);
+
+/**
+ * Allocates `size` bytes on `device` for use on `stream` (0 = the default
+ * stream) and writes the device pointer to `*out_ptr`. Sizes are rounded as
+ * PyTorch rounds them; a free cached block is reused when one fits (best
+ * fit on the same stream), else a segment comes from the device, after
+ * PyTorch's retries (garbage collection, oversize blocks, the whole
+ * cache). `size == 0` gives the pointer 0. Out of memory:
+ * `PYMEM_ERR_OUT_OF_DEVICE_MEMORY` with PyTorch's message ("CUDA out of
+ * memory. Tried to allocate ..."); as in PyTorch the attempt has already
+ * emptied the cache and counts in `num_ooms` and `num_alloc_retries`.
+ * A bad device index: `PYMEM_ERR_INDEX`; `*out_ptr` is written only on
+ * success.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out_ptr` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_malloc(const struct pymem_cuda_cache *c,
+                               int device,
+                               size_t size,
+                               uintptr_t stream,
+                               uint64_t *out_ptr);
+
+/**
+ * Frees a device pointer from `pymem_cuda_malloc`; 0 is fine. The block
+ * goes back to the cache (not to the device), at once, or, if
+ * `pymem_cuda_record_stream` named other streams, when their work
+ * recorded so far is done. A pointer that is not a live block of this
+ * cache is refused and nothing changes: `PYMEM_ERR_DOUBLE_FREE` for a
+ * block already freed, `PYMEM_ERR_INVALID_POINTER` for anything else
+ * (interior, foreign, or given back by `pymem_cuda_release_all`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache. `ptr` may be any value.
+ */
+pymem_status pymem_cuda_free(const struct pymem_cuda_cache *c, uint64_t ptr);
+
+/**
+ * Marks the block at `ptr` as used by `stream` too (PyTorch's
+ * `Tensor.record_stream`): its free will wait for an event on that
+ * stream. The allocation stream itself needs no record.
+ *
+ * # Safety
+ * `c` is NULL or a live cache. `ptr` may be any value.
+ */
+pymem_status pymem_cuda_record_stream(const struct pymem_cuda_cache *c,
+                                      uint64_t ptr,
+                                      uintptr_t stream);
+
+/**
+ * Waits until the device is idle (the simulated device completes every
+ * outstanding event), then returns to their pools the blocks whose frees
+ * were waiting for those events.
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_synchronize(const struct pymem_cuda_cache *c, int device);
+
+/**
+ * `torch.cuda.empty_cache()` on every device: waits for pending frees,
+ * then gives back to the device every cached segment no block uses. A
+ * segment holding a live block stays reserved (use
+ * `pymem_cuda_release_all` to give back everything).
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_empty_cache(const struct pymem_cuda_cache *c);
+
+/**
+ * `*out` = bytes of the blocks handed out now
+ * (`torch.cuda.memory_allocated`, `allocated_bytes.all.current`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_memory_allocated(const struct pymem_cuda_cache *c,
+                                         int device,
+                                         uint64_t *out);
+
+/**
+ * `*out` = the most bytes handed out at once since the start or the
+ * last `pymem_cuda_reset_peak_memory_stats` (`allocated_bytes.all.peak`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_max_memory_allocated(const struct pymem_cuda_cache *c,
+                                             int device,
+                                             uint64_t *out);
+
+/**
+ * `*out` = bytes the cache holds from the device, in use or cached
+ * (`torch.cuda.memory_reserved`, `reserved_bytes.all.current`): what
+ * nvidia-smi shows for the process, less the CUDA context.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_memory_reserved(const struct pymem_cuda_cache *c,
+                                        int device,
+                                        uint64_t *out);
+
+/**
+ * `*out` = the most bytes reserved at once (`reserved_bytes.all.peak`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_max_memory_reserved(const struct pymem_cuda_cache *c,
+                                            int device,
+                                            uint64_t *out);
+
+/**
+ * The seed's deprecated name of `pymem_cuda_memory_reserved`
+ * (`torch.cuda.memory_cached`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_memory_cached(const struct pymem_cuda_cache *c, int device, uint64_t *out);
+
+/**
+ * The seed's deprecated name of `pymem_cuda_max_memory_reserved`
+ * (`torch.cuda.max_memory_cached`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_max_memory_cached(const struct pymem_cuda_cache *c,
+                                          int device,
+                                          uint64_t *out);
+
+/**
+ * Every peak statistic becomes its current value
+ * (`torch.cuda.reset_peak_memory_stats`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_reset_peak_memory_stats(const struct pymem_cuda_cache *c, int device);
+
+/**
+ * The allocated/freed totals and the counters (retries, OOMs, syncs,
+ * device allocs/frees) go back to 0
+ * (`torch.cuda.reset_accumulated_memory_stats`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_reset_accumulated_memory_stats(const struct pymem_cuda_cache *c,
+                                                       int device);
+
+/**
+ * `*out_json` = `torch.cuda.memory_stats(device)` as a JSON object: the
+ * flat keys joined with '.' in sorted order (`"active.all.allocated"` ...
+ * `"segment.small_pool.peak"`), integers, `max_split_size` -1 when
+ * unlimited. Free it with `pymem_string_free`.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out_json` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_memory_stats(const struct pymem_cuda_cache *c, int device, char **out_json);
+
+/**
+ * `*out` = `torch.cuda.memory_summary(device, abbreviated)`, character for
+ * character (75-column table; `abbreviated` non-zero drops the per-pool
+ * rows). Free it with `pymem_string_free`.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_memory_summary(const struct pymem_cuda_cache *c,
+                                       int device,
+                                       int abbreviated,
+                                       char **out);
+
+/**
+ * `torch.cuda.memory._record_memory_history`: non-zero `enabled` records
+ * every alloc, free_requested, free_completed, segment_alloc,
+ * segment_free and oom in a ring of `max_entries` entries per device (at
+ * least 1; the oldest go first); 0 stops and clears it. The entries show
+ * in `pymem_cuda_memory_snapshot`'s `device_traces`.
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_record_history(const struct pymem_cuda_cache *c,
+                                       int enabled,
+                                       size_t max_entries);
+
+/**
+ * `*out_json` = `torch.cuda.memory._snapshot()` as JSON: `segments` (each
+ * with device, address, total_size, allocated_size, active_size,
+ * requested_size, stream, segment_type, segment_pool_id, is_expandable,
+ * frames and its `blocks`: address, size, requested_size, state
+ * active_allocated | active_pending_free | inactive, frames),
+ * `device_traces` (one list per device: action, addr or device_free, size,
+ * stream, time_us, frames) and `allocator_settings`. Free it with
+ * `pymem_string_free`.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out_json` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_memory_snapshot(const struct pymem_cuda_cache *c, char **out_json);
+
+/**
+ * `torch.cuda.set_per_process_memory_fraction(fraction, device)`: the
+ * device's reserved memory may not pass `fraction` × its total; a request
+ * beyond fails with the OOM message (with "... allowed;") without asking
+ * the device. `fraction` outside [0, 1]: `PYMEM_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_set_per_process_memory_fraction(const struct pymem_cuda_cache *c,
+                                                        int device,
+                                                        double fraction);
+
+/**
+ * Gives every segment of `device` back to the device, live blocks
+ * included, after synchronizing it; `*released` (may be NULL) = the bytes.
+ * What the seed could not do: free all GPU memory without ending the
+ * process. Every pointer handed out before is then refused as unknown
+ * (`PYMEM_ERR_INVALID_POINTER`) until the device hands the same address
+ * out again; nothing is ever freed twice. The statistics count the live
+ * blocks as freed.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `released` is NULL or writable.
+ */
+pymem_status pymem_cuda_release_all(const struct pymem_cuda_cache *c,
+                                    int device,
+                                    uint64_t *released);
+
+/**
+ * `torch.cuda.mem_get_info(device)`: `*free` and `*total` bytes of the
+ * device, as nvidia-smi sees them (total - free is what every process
+ * holds, the cache's reserved memory included).
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `free` and `total` are NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_mem_get_info(const struct pymem_cuda_cache *c,
+                                     int device,
+                                     uint64_t *free,
+                                     uint64_t *total);
+
+/**
+ * Creates a stream on `device` (`cudaStreamCreate`; on the simulated
+ * device a fresh handle) and writes it to `*out`. Blocks allocated on one
+ * stream are reused only by requests on the same stream.
+ *
+ * # Safety
+ * `c` is NULL or a live cache; `out` is NULL (an error) or writable.
+ */
+pymem_status pymem_cuda_stream_create(const struct pymem_cuda_cache *c, int device, uintptr_t *out);
+
+/**
+ * Destroys a stream from `pymem_cuda_stream_create`. An unknown stream
+ * is refused on the simulated device (`PYMEM_ERR_DEVICE`).
+ *
+ * # Safety
+ * `c` is NULL or a live cache.
+ */
+pymem_status pymem_cuda_stream_destroy(const struct pymem_cuda_cache *c,
+                                       int device,
+                                       uintptr_t stream);
 
 /**
  * `gc.collect(generation)`: collects `generation` (0, 1 or 2; -1 means 2)

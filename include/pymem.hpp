@@ -4,7 +4,8 @@
  * - Statuses become exceptions: every failed call throws pymem::Error,
  *   which carries the pymem_status (code()) and the library's message.
  * - Handles become owning values: pymem::Runtime frees its runtime,
- *   pymem::Block its memory block (both move-only), pymem::Ref owns one
+ *   pymem::Block its memory block (both move-only), pymem::CudaCache its
+ *   GPU cache and pymem::DeviceBuffer a device pointer of it, pymem::Ref owns one
  *   reference to an object (copy = incref, move = steal, destructor =
  *   decref). pymem::HostType<T> keeps a C++ object in each instance of a
  *   host type.
@@ -1148,6 +1149,186 @@ private:
 
     Ref ref_;
 };
+
+
+/* GPU caching allocator */
+
+/// Throws Error when `status` is not PYMEM_OK, with the calling thread's
+/// last message on `cache` (pymem_cuda_last_error; NULL: the thread's slot).
+inline void check_cuda(pymem_status status, const pymem_cuda_cache *cache) {
+    if (status != PYMEM_OK) {
+        throw Error(status, pymem_cuda_last_error(cache));
+    }
+}
+
+/// pymem_cuda_config with PyTorch's defaults; parse() applies a
+/// PYTORCH_CUDA_ALLOC_CONF string (throws Error with PyTorch's message).
+struct CudaConfig : pymem_cuda_config {
+    CudaConfig() noexcept { pymem_cuda_config_init(this); }
+
+    /// The simulated backend: `devices` devices of `capacity` bytes.
+    static CudaConfig simulated(int32_t devices, uint64_t capacity) noexcept {
+        CudaConfig c;
+        c.backend = PYMEM_CUDA_BACKEND_SIMULATED;
+        c.simulated_devices = devices;
+        c.simulated_capacity = capacity;
+        return c;
+    }
+
+    CudaConfig &parse(const char *conf) {
+        check_cuda(pymem_cuda_config_parse(conf, this), nullptr);
+        return *this;
+    }
+};
+
+class DeviceBuffer;
+
+/// Owns a pymem_cuda_cache (move-only); the destructor frees it, giving
+/// every segment back to the device. Thread-safe like the cache: any thread
+/// may call any method, and a DeviceBuffer may be freed on any thread.
+class CudaCache {
+public:
+    explicit CudaCache(const pymem_cuda_config &cfg = CudaConfig()) {
+        check_cuda(pymem_cuda_cache_new(&cfg, &cache_), nullptr);
+    }
+    CudaCache(const CudaCache &) = delete;
+    CudaCache &operator=(const CudaCache &) = delete;
+    CudaCache(CudaCache &&other) noexcept : cache_(std::exchange(other.cache_, nullptr)) {}
+    CudaCache &operator=(CudaCache &&other) noexcept {
+        if (this != &other) {
+            pymem_cuda_cache_free(cache_);
+            cache_ = std::exchange(other.cache_, nullptr);
+        }
+        return *this;
+    }
+    ~CudaCache() { pymem_cuda_cache_free(cache_); }
+
+    pymem_cuda_cache *get() const noexcept { return cache_; }
+
+    /// `size` bytes on `device` for `stream`, freed when the buffer goes.
+    DeviceBuffer malloc(int device, std::size_t size, uintptr_t stream = 0) const;
+
+    void empty_cache() const { check_cuda(pymem_cuda_empty_cache(cache_), cache_); }
+    void synchronize(int device = 0) const { check_cuda(pymem_cuda_synchronize(cache_, device), cache_); }
+    uint64_t memory_allocated(int device = 0) const { return get_stat(pymem_cuda_memory_allocated, device); }
+    uint64_t max_memory_allocated(int device = 0) const { return get_stat(pymem_cuda_max_memory_allocated, device); }
+    uint64_t memory_reserved(int device = 0) const { return get_stat(pymem_cuda_memory_reserved, device); }
+    uint64_t max_memory_reserved(int device = 0) const { return get_stat(pymem_cuda_max_memory_reserved, device); }
+    void reset_peak_memory_stats(int device = 0) const {
+        check_cuda(pymem_cuda_reset_peak_memory_stats(cache_, device), cache_);
+    }
+    std::string memory_stats(int device = 0) const {
+        char *s = nullptr;
+        check_cuda(pymem_cuda_memory_stats(cache_, device, &s), cache_);
+        return take(s);
+    }
+    std::string memory_summary(int device = 0, bool abbreviated = false) const {
+        char *s = nullptr;
+        check_cuda(pymem_cuda_memory_summary(cache_, device, abbreviated ? 1 : 0, &s), cache_);
+        return take(s);
+    }
+    std::string memory_snapshot() const {
+        char *s = nullptr;
+        check_cuda(pymem_cuda_memory_snapshot(cache_, &s), cache_);
+        return take(s);
+    }
+    void record_history(bool enabled, std::size_t max_entries = 100000) const {
+        check_cuda(pymem_cuda_record_history(cache_, enabled ? 1 : 0, max_entries), cache_);
+    }
+    void set_per_process_memory_fraction(double fraction, int device = 0) const {
+        check_cuda(pymem_cuda_set_per_process_memory_fraction(cache_, device, fraction), cache_);
+    }
+    /// Gives back every segment, live blocks too; returns the bytes. The
+    /// DeviceBuffers alive then own nothing any more: their destructors'
+    /// frees are refused quietly.
+    uint64_t release_all(int device = 0) const {
+        uint64_t released = 0;
+        check_cuda(pymem_cuda_release_all(cache_, device, &released), cache_);
+        return released;
+    }
+    /// (free, total) bytes of the device, as nvidia-smi sees them.
+    std::pair<uint64_t, uint64_t> mem_get_info(int device = 0) const {
+        uint64_t free = 0, total = 0;
+        check_cuda(pymem_cuda_mem_get_info(cache_, device, &free, &total), cache_);
+        return {free, total};
+    }
+    uintptr_t stream_create(int device = 0) const {
+        uintptr_t s = 0;
+        check_cuda(pymem_cuda_stream_create(cache_, device, &s), cache_);
+        return s;
+    }
+    void stream_destroy(uintptr_t stream, int device = 0) const {
+        check_cuda(pymem_cuda_stream_destroy(cache_, device, stream), cache_);
+    }
+
+private:
+    uint64_t get_stat(pymem_status (*fn)(const pymem_cuda_cache *, int, uint64_t *), int device) const {
+        uint64_t v = 0;
+        check_cuda(fn(cache_, device, &v), cache_);
+        return v;
+    }
+    static std::string take(char *s) {
+        detail::unique_cstring owned(s);
+        return std::string(s);
+    }
+
+    pymem_cuda_cache *cache_ = nullptr;
+};
+
+/// A device pointer from a CudaCache, freed (back to the cache) by the
+/// destructor; move-only. The cache must outlive it.
+class DeviceBuffer {
+public:
+    DeviceBuffer() noexcept = default;
+    DeviceBuffer(const DeviceBuffer &) = delete;
+    DeviceBuffer &operator=(const DeviceBuffer &) = delete;
+    DeviceBuffer(DeviceBuffer &&o) noexcept
+        : cache_(o.cache_), ptr_(std::exchange(o.ptr_, 0)), size_(o.size_) {}
+    DeviceBuffer &operator=(DeviceBuffer &&o) noexcept {
+        if (this != &o) {
+            reset();
+            cache_ = o.cache_;
+            ptr_ = std::exchange(o.ptr_, 0);
+            size_ = o.size_;
+        }
+        return *this;
+    }
+    ~DeviceBuffer() { reset(); }
+
+    uint64_t get() const noexcept { return ptr_; }
+    std::size_t size() const noexcept { return size_; }
+
+    /// Also used on `stream`: the free waits for its work.
+    void record_stream(uintptr_t stream) const {
+        check_cuda(pymem_cuda_record_stream(cache_, ptr_, stream), cache_);
+    }
+
+    /// Frees now (errors ignored: after release_all the pointer is unknown).
+    void reset() noexcept {
+        if (ptr_ != 0) {
+            (void)pymem_cuda_free(cache_, ptr_);
+            ptr_ = 0;
+        }
+    }
+
+    /// Gives up ownership without freeing; returns the pointer.
+    uint64_t release() noexcept { return std::exchange(ptr_, 0); }
+
+private:
+    friend class CudaCache;
+    DeviceBuffer(pymem_cuda_cache *cache, uint64_t ptr, std::size_t size) noexcept
+        : cache_(cache), ptr_(ptr), size_(size) {}
+
+    pymem_cuda_cache *cache_ = nullptr;
+    uint64_t ptr_ = 0;
+    std::size_t size_ = 0;
+};
+
+inline DeviceBuffer CudaCache::malloc(int device, std::size_t size, uintptr_t stream) const {
+    uint64_t p = 0;
+    check_cuda(pymem_cuda_malloc(cache_, device, size, stream, &p), cache_);
+    return DeviceBuffer(cache_, p, size);
+}
 
 }  // namespace pymem
 

@@ -26,6 +26,13 @@
  *           %who lists the user variables, %whos their sizes, why_alive the
  *           chains keeping one alive; pymem_ns_reset deletes them, collects,
  *           and gives the memory back to the OS (RSS before and after).
+ *   cuda    the seed's GPU story on a simulated 80 GiB device: a 1 GiB tensor
+ *           and a small one, what memory_allocated, memory_reserved and
+ *           nvidia-smi (mem_get_info) say after each step, `del` (the cache
+ *           keeps the memory), empty_cache (gives back only segments no
+ *           tensor uses), memory_summary, an OOM under a memory fraction
+ *           with PyTorch's message, and what the seed could not do:
+ *           release_all, every byte back without ending the process.
  * Later parts of pymem add their sections to the table at the end.
  */
 #include <inttypes.h>
@@ -970,6 +977,100 @@ static int section_namespaces(void) {
     NS_OK(pymem_decref(ns_rt, ns));
     NS_OK(pymem_runtime_free(ns_rt));
     ns_rt = NULL;
+/* Section cuda: the GPU caching allocator                             */
+/* ------------------------------------------------------------------ */
+
+static pymem_cuda_cache *gpu;
+
+static void cuda_check(pymem_status st, const char *what) {
+    if (st != PYMEM_OK) {
+        fprintf(stderr, "demo: %s failed: %s: %s\n", what, pymem_status_name(st), pymem_cuda_last_error(gpu));
+        exit(1);
+    }
+}
+#define CUDA_OK(call) cuda_check((call), #call)
+
+static double gib_of(uint64_t bytes) { return (double)bytes / (1024.0 * MIB); }
+
+/* One line of the walk: what torch.cuda says, and what nvidia-smi shows. */
+static void cuda_line(const char *step) {
+    uint64_t allocated = 0, reserved = 0, free_b = 0, total = 0;
+    CUDA_OK(pymem_cuda_memory_allocated(gpu, 0, &allocated));
+    CUDA_OK(pymem_cuda_memory_reserved(gpu, 0, &reserved));
+    CUDA_OK(pymem_cuda_mem_get_info(gpu, 0, &free_b, &total));
+    printf("%-44s %10.3f %10.3f %12.3f\n", step, gib_of(allocated), gib_of(reserved), gib_of(total - free_b));
+}
+
+static void cuda_expect(int ok, const char *what) {
+    if (!ok) {
+        fprintf(stderr, "demo: cuda: expected %s\n", what);
+        exit(1);
+    }
+}
+
+static uint64_t cuda_reserved(void) {
+    uint64_t v = 0;
+    CUDA_OK(pymem_cuda_memory_reserved(gpu, 0, &v));
+    return v;
+}
+
+static int section_cuda(void) {
+    pymem_cuda_config cfg;
+    pymem_cuda_config_init(&cfg);
+    cfg.backend = PYMEM_CUDA_BACKEND_SIMULATED; /* an H100's 80 GiB, on the host */
+    CUDA_OK(pymem_cuda_cache_new(&cfg, &gpu));
+    printf("pymem %s: the seed's GPU story on a simulated 80 GiB device (PyTorch's caching allocator)\n",
+           pymem_version());
+    printf("nvidia-smi = total - free from pymem_cuda_mem_get_info: what the driver has handed out\n\n");
+    printf("%-44s %10s %10s %12s\n", "step", "allocated", "reserved", "nvidia-smi");
+    printf("%-44s %10s %10s %12s\n", "", "GiB", "GiB", "GiB used");
+    cuda_line("start");
+    uint64_t x = 0, y = 0;
+    CUDA_OK(pymem_cuda_malloc(gpu, 0, 1024ull * 1024 * 1024, 0, &x));
+    cuda_line("x = torch.empty(2**28) (1 GiB of fp32)");
+    CUDA_OK(pymem_cuda_malloc(gpu, 0, 4 * 1000, 0, &y));
+    cuda_line("y = torch.empty(1000) (4000 bytes)");
+    uint64_t x_seg = cuda_reserved();
+    CUDA_OK(pymem_cuda_free(gpu, x));
+    cuda_line("del x (the cache keeps its 1 GiB)");
+    cuda_expect(cuda_reserved() == x_seg, "del x keeps the memory reserved");
+    CUDA_OK(pymem_cuda_malloc(gpu, 0, 512ull * 1024 * 1024, 0, &x));
+    cuda_line("x = torch.empty(2**27) (reuses the cache)");
+    CUDA_OK(pymem_cuda_free(gpu, x));
+    cuda_line("del x");
+    CUDA_OK(pymem_cuda_empty_cache(gpu));
+    cuda_line("torch.cuda.empty_cache()");
+    cuda_expect(cuda_reserved() == 2ull * 1024 * 1024, "y's 2 MiB segment stays after empty_cache");
+    printf("\nempty_cache gave back the free 1 GiB segment; y's 2 MiB segment stays: memory held by a tensor is\n"
+           "not released, whatever empty_cache is called. The report (torch.cuda.memory_summary(abbreviated=True)):\n\n");
+    char *text = NULL;
+    CUDA_OK(pymem_cuda_memory_summary(gpu, 0, 1, &text));
+    fputs(text, stdout);
+    pymem_string_free(text);
+
+    printf("\nset_per_process_memory_fraction(0.25), then a 30 GiB tensor:\n");
+    CUDA_OK(pymem_cuda_set_per_process_memory_fraction(gpu, 0, 0.25));
+    uint64_t big = 0;
+    pymem_status st = pymem_cuda_malloc(gpu, 0, 30ull << 30, 0, &big);
+    cuda_expect(st == PYMEM_ERR_OUT_OF_DEVICE_MEMORY, "an OOM");
+    printf("  %s: %s\n", pymem_status_name(st), pymem_cuda_last_error(gpu));
+
+    printf("\nThe seed ended with \"releasing all GPU memory without killing the process: no way yet\".\n\n");
+    uint64_t weights[3];
+    for (int i = 0; i < 3; i++) CUDA_OK(pymem_cuda_malloc(gpu, 0, 1024ull * 1024 * 1024, 0, &weights[i]));
+    cuda_line("model = 3 live tensors of 1 GiB");
+    CUDA_OK(pymem_cuda_empty_cache(gpu));
+    cuda_line("torch.cuda.empty_cache() (all in use)");
+    uint64_t released = 0;
+    CUDA_OK(pymem_cuda_release_all(gpu, 0, &released));
+    cuda_line("pymem_cuda_release_all(cache, 0, &released)");
+    printf("\n%" PRIu64 " bytes given back, the live tensors included; the process goes on.\n", released);
+    cuda_expect(released == 3ull * 1024 * 1024 * 1024 + 2ull * 1024 * 1024, "3 GiB + y's 2 MiB released");
+    st = pymem_cuda_free(gpu, y);
+    printf("del y afterwards: %s (%s)\n", pymem_status_name(st), pymem_cuda_last_error(gpu));
+    cuda_expect(st == PYMEM_ERR_INVALID_POINTER, "y refused as unknown");
+    CUDA_OK(pymem_cuda_cache_free(gpu));
+    gpu = NULL;
     return 0;
 }
 
@@ -989,6 +1090,8 @@ static const struct section sections[] = {
     {"gc", "cycle collector: two objects in a cycle, thresholds, a big cyclic structure freed", section_gc},
     {"namespaces", "namespaces: the seed's variables listed, sized, reset, the memory back to the OS",
      section_namespaces},
+    {"cuda", "GPU caching allocator: allocated vs reserved vs nvidia-smi, empty_cache, summary, release_all",
+     section_cuda},
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

@@ -1,5 +1,5 @@
-//! `cargo xtask bench [alloc|objects|gc] [--runs N] [--n N] [--no-ir]`; with
-//! no subcommand, all three in turn.
+//! `cargo xtask bench [alloc|objects|gc|cuda] [--runs N] [--n N] [--no-ir]`;
+//! with no subcommand, all four in turn (`cuda` lives in bench_cuda.rs).
 //!
 //! `bench alloc`: pymem's allocator through its C ABI against glibc, CPython's
 //! pymalloc and mimalloc, on the workload of the peer baseline
@@ -50,12 +50,14 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask bench [alloc|objects|gc] [--runs N (5)] [--n N] [--no-ir]
+    "usage: cargo xtask bench [alloc|objects|gc|cuda] [--runs N (5)] [--n N] [--no-ir]
   alloc    allocator throughput vs glibc, pymalloc, mimalloc (--n default 10,000,000)
   objects  object create/destroy vs CPython's C API           (--n default 1,000,000)
   gc       full cycle collection vs CPython's gc.collect()    (--n default: 100,000 and 1,000,000)
   reset    pymem_ns_reset of the seed's namespace vs CPython's del + gc.collect() (10^6 and 10^7)
-  (no subcommand: all four, in that order; --n applies to the first three)"
+  cuda     GPU cache: cache-hit alloc+free vs pass-through, reserved/allocated on a training trace
+                                                              (--n default 1,000,000 pairs)
+  (no subcommand: all five, in that order; --n applies to the first three)"
         .to_string()
 }
 
@@ -84,6 +86,10 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
         Some("objects") => objects::run(root, &parse(&args[1..])?),
         Some("gc") => gc::run(root, &parse(&args[1..])?),
         Some("reset") => reset::run(root, &parse(&args[1..])?),
+        Some("cuda") => {
+            let opts = parse(&args[1..])?;
+            crate::bench_cuda::run(root, opts.runs, opts.n)
+        }
         Some(other) if !other.starts_with("--") => Err(format!("unknown bench {other:?}\n{}", usage())),
         _ => {
             let opts = parse(args)?;
@@ -93,7 +99,9 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
             println!();
             gc::run(root, &opts)?;
             println!();
-            reset::run(root, &Options { n: None, ..opts })
+            reset::run(root, &Options { n: None, ..opts })?;
+            println!();
+            crate::bench_cuda::run(root, opts.runs, None)
         }
     }
 }
@@ -261,7 +269,7 @@ fn time_all(root: &Path, allocators: &[Allocator], opts: &Options) -> Result<Res
     Ok(results)
 }
 
-fn median(v: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn median(v: impl Iterator<Item = f64>) -> f64 {
     let mut s: Vec<f64> = v.collect();
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;

@@ -28,7 +28,13 @@ const SECTIONS: &[Section] = &[
     Section { name: "objects", after: objects_vs_cpython },
     Section { name: "gc", after: gc_vs_cpython },
     Section { name: "namespaces", after: namespaces_vs_cpython },
+    Section { name: "cuda", after: nothing_to_compare },
 ];
+
+/// Sections whose C part is the whole story (no CPython run to set it against).
+fn nothing_to_compare(_: &Results) -> Result<(), String> {
+    Ok(())
+}
 
 /// RESULT lines: `RESULT <tag> key=value ...` → tag → key → value.
 type Results = BTreeMap<String, BTreeMap<String, f64>>;

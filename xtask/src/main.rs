@@ -9,11 +9,13 @@
 //! cargo xtask bench objects [--runs N] [--n N] [--no-ir]
 //! cargo xtask bench gc [--runs N] [--n N]
 //! cargo xtask bench reset [--runs N]
+//! cargo xtask bench cuda [--runs N] [--n N]
 //! cargo xtask bench [--runs N] [--no-ir]     all four benches
 //! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
 //! ```
 
 mod bench;
+mod bench_cuda;
 mod demo;
 mod dist;
 mod header;
@@ -29,6 +31,7 @@ const USAGE: &str = "usage:
                                                         object create/destroy vs CPython's C API
   cargo xtask bench gc [--runs N] [--n N]               full cycle collection vs CPython's gc.collect()
   cargo xtask bench reset [--runs N]                    namespace reset vs CPython's del + gc.collect()
+  cargo xtask bench cuda [--runs N] [--n N]             GPU cache: cache-hit latency, reserved/allocated on a trace
   cargo xtask bench [--runs N] [--no-ir]                all four benches
   cargo xtask demo [SECTION...] [--list]                run the C-API demo";
 

@@ -13,6 +13,7 @@
 //! | [`object`]  | objects and reference counts | `refcount-object` |
 //! | [`gc`], [`weakref`] | cycle collector, weak references | `gc-generations` |
 //! | [`ns`]      | namespaces (%who, %whos, reset) | `namespace-cleaner` |
+//! | [`cuda`]    | GPU caching allocator        | `cuda-cache`|
 //!
 //! Every entry crosses [`boundary`]: NULL checks, the owner-thread check,
 //! `catch_unwind`, and the message slots. `include/pymem.h` is generated from
@@ -22,6 +23,7 @@
 
 pub mod alloc;
 mod boundary;
+pub mod cuda;
 pub mod gc;
 pub mod ns;
 pub mod object;

@@ -977,6 +977,10 @@ static int section_namespaces(void) {
     NS_OK(pymem_decref(ns_rt, ns));
     NS_OK(pymem_runtime_free(ns_rt));
     ns_rt = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Section cuda: the GPU caching allocator                             */
 /* ------------------------------------------------------------------ */
 

@@ -178,6 +178,7 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
     // 4-7: the header.
     r.step("cargo xtask header --check", || header::check(root));
     header_alone(&mut r, &work.join("header-check"));
+    xtask_c_sources(&mut r);
 
     // 8: the release library, then what needs it.
     let built = r.step("cargo build --release -p pymem", || {
@@ -251,6 +252,37 @@ fn header_alone(r: &mut Runner, dir: &Path) {
         hpp.current_dir(&root).arg("-std=c++17").args(STRICT).arg(&include);
         hpp.arg("-c").arg(&tu_hpp).arg("-o").arg(dir.join("hpp.o"));
         r.command("pymem.hpp alone: g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror", hpp, TAIL_PROGRAM);
+    }
+}
+
+/// The C programs of `cargo xtask demo` and `bench` (xtask/c/*.c) compile
+/// with the flags xtask builds them with: a broken demo or bench source is
+/// caught here, not when someone next runs it.
+fn xtask_c_sources(r: &mut Runner) {
+    let root = r.root.clone();
+    let mut sources: Vec<PathBuf> = match std::fs::read_dir(root.join("xtask/c")) {
+        Ok(dir) => {
+            dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "c")).collect()
+        }
+        Err(e) => {
+            r.step("read xtask/c", || Err(e.to_string()));
+            return;
+        }
+    };
+    sources.sort();
+    for source in sources {
+        let rel = source.strip_prefix(&root).unwrap_or(&source).display().to_string();
+        let mut cc = Command::new("gcc");
+        cc.current_dir(&root)
+            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .arg(format!("-I{}", root.join("include").display()))
+            .arg(&source);
+        // bench_objects.c is built once per side; pymem's side here (the
+        // CPython side needs Python's headers).
+        if source.ends_with("bench_objects.c") {
+            cc.arg("-DWITH_PYMEM");
+        }
+        r.command(&format!("{rel} compiles (gcc -std=gnu11 -Wall -Wextra -Werror)"), cc, TAIL_PROGRAM);
     }
 }
 

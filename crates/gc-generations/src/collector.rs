@@ -406,7 +406,7 @@ fn move_to_generation(heap: &mut Heap, o: Obj, i: usize) {
     heap.scan_end(o); // the garbage's scan marks (see `find_unreachable`)
     let links = heap.links(o);
     // SAFETY: `o` is tracked, so its links are on a well-formed list; the
-    // generation lists live in the boxed heap and never move.
+    // generation lists are boxed and never move.
     unsafe {
         gc_unlink(links);
         heap.gc.generations[i].push_back(links);

@@ -216,9 +216,13 @@ pub unsafe fn gc_unlink(links: *mut GcLinks) {
 
 /// What this crate keeps for the cycle collector: the generation lists as
 /// plain data, the count, and the "collection due" flag. It never collects.
+///
+/// Each list is boxed: its sentinel is written through the links of its
+/// members (an unlink), so it must not live inside the heap's own memory,
+/// which `&mut Heap` methods hold exclusively while they unlink objects.
 pub struct GcState {
-    pub generations: [GcList; 3],
-    pub permanent: GcList,
+    pub generations: [Box<GcList>; 3],
+    pub permanent: Box<GcList>,
     /// Allocations minus deallocations of tracked objects since the last
     /// collection of generation 0 (never below 0).
     pub count0: i64,
@@ -351,8 +355,8 @@ impl Heap {
             one_char_strs: Vec::new(),
             interned: HashMap::new(),
             gc: GcState {
-                generations: [GcList::new(), GcList::new(), GcList::new()],
-                permanent: GcList::new(),
+                generations: [Box::default(), Box::default(), Box::default()],
+                permanent: Box::default(),
                 count0: 0,
                 threshold0: config.gc_threshold0,
                 enabled: true,

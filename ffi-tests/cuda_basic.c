@@ -296,7 +296,44 @@ static void two_devices_and_zero_bytes(void) {
     CHECK_CUDA_OK(NULL, pymem_cuda_cache_free(NULL));
 }
 
+/* pymem_cuda_config_init reads PyTorch's environment variables, as PyTorch
+   does at start-up; a value it cannot take is ignored and said so. */
+static void environment(void) {
+    CHECK(setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128,garbage_collection_threshold:0.6", 1) == 0);
+    CHECK(setenv("PYTORCH_NO_CUDA_MEMORY_CACHING", "1", 1) == 0);
+    pymem_cuda_config cfg;
+    pymem_cuda_config_init(&cfg);
+    CHECK(cfg.max_split_size == 128ull << 20);
+    CHECK(cfg.garbage_collection_threshold == 0.6);
+    CHECK(cfg.caching == 0);
+
+    CHECK(setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128,no_such_option:1", 1) == 0);
+    CHECK(setenv("PYTORCH_NO_CUDA_MEMORY_CACHING", "0", 1) == 0);
+    pymem_cuda_config_init(&cfg);
+    pymem_cuda_config defaults;
+    CHECK(unsetenv("PYTORCH_CUDA_ALLOC_CONF") == 0 && unsetenv("PYTORCH_NO_CUDA_MEMORY_CACHING") == 0);
+    pymem_cuda_config_init(&defaults);
+    /* The bad string is ignored whole: not even its good option applies. */
+    CHECK(cfg.max_split_size == defaults.max_split_size);
+    CHECK(cfg.garbage_collection_threshold == defaults.garbage_collection_threshold);
+    CHECK(memcmp(cfg.roundup_power2_divisions, defaults.roundup_power2_divisions, sizeof cfg.roundup_power2_divisions) == 0);
+    CHECK(cfg.caching == 1);
+    CHECK(defaults.caching == 1);
+
+    CHECK(setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128,no_such_option:1", 1) == 0);
+    pymem_cuda_config_init(&cfg);
+    CHECK(pymem_last_status(NULL) == PYMEM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(pymem_last_error(NULL), "PYTORCH_CUDA_ALLOC_CONF") != NULL);
+    CHECK(unsetenv("PYTORCH_CUDA_ALLOC_CONF") == 0);
+    CHECK(setenv("PYTORCH_NO_CUDA_MEMORY_CACHING", "yes", 1) == 0);
+    pymem_cuda_config_init(&cfg);
+    CHECK(cfg.caching == 1);
+    CHECK(strstr(pymem_last_error(NULL), "PYTORCH_NO_CUDA_MEMORY_CACHING") != NULL);
+    CHECK(unsetenv("PYTORCH_NO_CUDA_MEMORY_CACHING") == 0);
+}
+
 int main(void) {
+    environment();
     segment_sizes();
     reuse_split_merge_and_empty_cache();
     record_stream_defers_the_free();

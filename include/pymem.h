@@ -717,7 +717,11 @@ void pymem_string_free(char *s);
  * Fills `*out` with the defaults: `PYMEM_CUDA_BACKEND_AUTO`, one simulated
  * device of 80 GiB, and PyTorch's allocator defaults (no max_split_size,
  * no power-of-two rounding, no garbage collection, no memory fraction, no
- * history, caching on). NULL is ignored. Callable from any thread.
+ * history, caching on); then applies the environment as PyTorch does at
+ * start-up: `PYTORCH_CUDA_ALLOC_CONF` (the syntax of
+ * `pymem_cuda_config_parse`) and `PYTORCH_NO_CUDA_MEMORY_CACHING=1`
+ * (caching off; 0 leaves it on). A value it cannot accept is ignored, with a message in
+ * `pymem_last_error(NULL)`. NULL is ignored. Callable from any thread.
  *
  * # Safety
  * `out` is NULL or writable.

@@ -243,7 +243,11 @@ fn device_of(cache: &CudaCache, device: c_int) -> Result<usize, Failure> {
 /// Fills `*out` with the defaults: `PYMEM_CUDA_BACKEND_AUTO`, one simulated
 /// device of 80 GiB, and PyTorch's allocator defaults (no max_split_size,
 /// no power-of-two rounding, no garbage collection, no memory fraction, no
-/// history, caching on). NULL is ignored. Callable from any thread.
+/// history, caching on); then applies the environment as PyTorch does at
+/// start-up: `PYTORCH_CUDA_ALLOC_CONF` (the syntax of
+/// `pymem_cuda_config_parse`) and `PYTORCH_NO_CUDA_MEMORY_CACHING=1`
+/// (caching off; 0 leaves it on). A value it cannot accept is ignored, with a message in
+/// `pymem_last_error(NULL)`. NULL is ignored. Callable from any thread.
 ///
 /// # Safety
 /// `out` is NULL or writable.
@@ -252,8 +256,44 @@ pub unsafe extern "C" fn pymem_cuda_config_init(out: *mut CudaConfig) {
     if out.is_null() {
         return;
     }
+    let config = run_without_runtime("pymem_cuda_config_init", CudaConfig::default(), || {
+        config_from_environment(|name| std::env::var(name).ok())
+    });
     // SAFETY: non-null and writable per the contract.
-    unsafe { out.write(CudaConfig::default()) };
+    unsafe { out.write(config) };
+}
+
+/// The defaults with PyTorch's environment variables applied (see
+/// `pymem_cuda_config_init`).
+fn config_from_environment(lookup: impl Fn(&str) -> Option<String>) -> CudaConfig {
+    let mut config = CudaConfig::default();
+    if let Some(text) = lookup("PYTORCH_CUDA_ALLOC_CONF") {
+        let parsed = config.allocator_config().map_err(|f| f.message).and_then(|mut options| {
+            options.parse(&text).map_err(|e| e.0)?;
+            Ok(options)
+        });
+        match parsed {
+            Ok(options) => config.set_allocator_config(&options),
+            Err(e) => {
+                thread_error(
+                    Status::PYMEM_ERR_INVALID_ARGUMENT,
+                    &format!("pymem_cuda_config_init: ignored PYTORCH_CUDA_ALLOC_CONF={text:?}: {e}"),
+                );
+            }
+        }
+    }
+    // PyTorch's documentation: "If set to 1, disables caching".
+    match lookup("PYTORCH_NO_CUDA_MEMORY_CACHING").as_deref().map(str::trim) {
+        None | Some("0") => {}
+        Some("1") => config.caching = 0,
+        Some(other) => {
+            thread_error(
+                Status::PYMEM_ERR_INVALID_ARGUMENT,
+                &format!("pymem_cuda_config_init: ignored PYTORCH_NO_CUDA_MEMORY_CACHING={other:?} (accepts 1 or 0)"),
+            );
+        }
+    }
+    config
 }
 
 /// Applies a PYTORCH_CUDA_ALLOC_CONF string on top of `*inout`, e.g.

@@ -8,7 +8,8 @@
 //! (facade)    weak references to the garbage: cleared, callbacks of live ones
 //! finalizers: objects with a host `finalize` not yet FINALIZED (PEP 442)
 //! (facade)    runs them, with a reference held
-//! check_resurrection: what a finalizer made reachable again survives
+//! check_resurrection: what host code (a finalizer, a weakref callback, the
+//!             debug sink) made reachable again survives; skipped if none ran
 //! delete:     delete_without_host: no host callbacks involved? one sweep;
 //!             else next_garbage → (facade) clear: built-in part + host
 //!             `clear` → after_clear: still alive? it moves to the older
@@ -24,8 +25,9 @@
 //! generation. An object with `gc_refs > 0` is referenced from outside the
 //! generation: a root. As in CPython, they live in the objects' own collector
 //! links during the scan (the `prev` field), and the generation lists
-//! themselves are the work lists: a collection needs no scratch memory at
-//! all, whatever its size, and no recursion.
+//! themselves are the work lists: a collection needs no scratch memory that
+//! grows with its size (only a buffer for one host object's children), and
+//! no recursion.
 
 use std::time::{Duration, Instant};
 

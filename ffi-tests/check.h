@@ -42,7 +42,7 @@
  *                                    contains needle
  *
  * The helpers below (stats_of, refcount_of, collect_ok, under_valgrind,
- * scaled) are static inline so that a program which does not use one gets
+ * scaled, rss_bytes) are static inline so that a program which does not use one gets
  * no warning.
  */
 #ifndef PYMEM_FFI_CHECK_H
@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pymem.h"
 
@@ -250,6 +251,17 @@ static inline int under_valgrind(void) {
 /* `native` natively, `valgrind` under valgrind. */
 static inline size_t scaled(size_t native, size_t valgrind) {
     return under_valgrind() ? valgrind : native;
+}
+
+/* Resident bytes of this process: /proc/self/statm field 2 x page size
+   (measure RSS only in a program of its own, never beside other tests). */
+static inline uint64_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f != NULL);
+    unsigned long long size = 0, resident = 0;
+    CHECK(fscanf(f, "%llu %llu", &size, &resident) == 2);
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 #endif /* PYMEM_FFI_CHECK_H */

@@ -20,16 +20,6 @@
 #include "pymem.h"
 #include "check.h"
 
-/* Resident bytes of this process: /proc/self/statm field 2 x page size. */
-static uint64_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    unsigned long long size = 0, resident = 0;
-    CHECK(fscanf(f, "%llu %llu", &size, &resident) == 2);
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -30,21 +30,12 @@
 
 static pymem_runtime *rt;
 
-static uint64_t rss(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, resident = 0;
-    CHECK(f != NULL);
-    CHECK(fscanf(f, "%llu %llu", &size, &resident) == 2);
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 int main(void) {
     CHECK_OK(NULL, pymem_runtime_new(NULL, &rt));
     pymem_object *none = NULL;
     CHECK_OK(rt, pymem_none(rt, &none));
     const pymem_alloc_stats base = stats_of(rt);
-    const uint64_t rss_start = rss();
+    const uint64_t rss_start = rss_bytes();
 
     pymem_object *root = NULL;
     CHECK_OK(rt, pymem_list_new(rt, &root));
@@ -58,11 +49,11 @@ int main(void) {
         CHECK_OK(rt, pymem_decref(rt, a));
         CHECK_OK(rt, pymem_decref(rt, b));
     }
-    const uint64_t rss_built = rss();
+    const uint64_t rss_built = rss_bytes();
     const pymem_alloc_stats built = stats_of(rt);
 
     CHECK_OK(rt, pymem_decref(rt, root)); /* del root */
-    const uint64_t rss_deleted = rss();
+    const uint64_t rss_deleted = rss_bytes();
     const pymem_alloc_stats deleted = stats_of(rt);
     /* Only root and its item array went: every pair keeps itself alive. */
     CHECK(deleted.bytes_in_use + 16 * 1024 * 1024 > built.bytes_in_use);
@@ -71,7 +62,7 @@ int main(void) {
     int64_t found = -1;
     CHECK_OK(rt, pymem_gc_collect(rt, 2, &found));
     CHECK_EQ_U64(found, 2 * (uint64_t)PAIRS);
-    const uint64_t rss_collected = rss();
+    const uint64_t rss_collected = rss_bytes();
     CHECK_OK(rt, pymem_clear_free_lists(rt));
     const pymem_alloc_stats after = stats_of(rt);
     CHECK_EQ_U64(after.bytes_in_use, base.bytes_in_use);
@@ -79,7 +70,7 @@ int main(void) {
 
     size_t released = 0;
     CHECK_OK(rt, pymem_release_free_arenas(rt, &released));
-    const uint64_t rss_released = rss();
+    const uint64_t rss_released = rss_bytes();
 
     const double grew = (double)rss_built - (double)rss_start;
     const double back = (double)rss_built - (double)rss_released;

@@ -37,15 +37,6 @@
 static pymem_runtime *rt;
 static pymem_object *ns;
 
-static uint64_t rss(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, resident = 0;
-    CHECK(f != NULL);
-    CHECK(fscanf(f, "%llu %llu", &size, &resident) == 2);
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static pymem_status identity(pymem_runtime *r, pymem_object *const *args, size_t nargs, pymem_object **result,
                              void *userdata) {
     (void)userdata;
@@ -147,10 +138,10 @@ int main(void) {
     collect_ok(rt, 2);
     CHECK_OK(rt, pymem_clear_free_lists(rt));
     const pymem_alloc_stats start = stats_of(rt);
-    const uint64_t rss_start = rss();
+    const uint64_t rss_start = rss_bytes();
 
     build(n, m);
-    const uint64_t rss_built = rss();
+    const uint64_t rss_built = rss_bytes();
     const pymem_alloc_stats built = stats_of(rt);
     printf("seed namespace: a = %zu ints, b = %zu floats, d = %zu strs, c = a 3-object cycle, math, helper\n", n, n,
            m);
@@ -194,7 +185,7 @@ int main(void) {
     memset(&report, 0xff, sizeof report);
     const pymem_alloc_stats before_reset = stats_of(rt);
     CHECK_OK(rt, pymem_ns_reset(rt, ns, NULL, &report));
-    const uint64_t rss_after = rss();
+    const uint64_t rss_after = rss_bytes();
     const pymem_alloc_stats after = stats_of(rt);
     printf("\n%%reset: %" PRIu64 " names removed, %" PRIu64 " objects freed, %" PRIu64 " bytes freed, %" PRIu64
            " bytes returned to the OS, %" PRIu64 " unreachable\n",

@@ -26,6 +26,8 @@
 
 #include <pymem.h>
 
+#include "seed_namespace.h"
+
 static pymem_runtime *rt;
 
 static void ok(pymem_status st, const char *what) {
@@ -61,31 +63,6 @@ static void cpu_ns(uint64_t *user, uint64_t *sys) {
     *sys = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
 }
 
-static pymem_status identity(pymem_runtime *r, pymem_object *const *args, size_t nargs, pymem_object **result,
-                             void *userdata) {
-    (void)userdata;
-    if (nargs != 1) return PYMEM_ERR_INVALID_ARGUMENT;
-    *result = args[0];
-    return pymem_incref(r, args[0]);
-}
-
-static void bind(pymem_object *ns, const char *name, pymem_object *o) {
-    OK(pymem_ns_set(rt, ns, name, o));
-    OK(pymem_decref(rt, o));
-}
-
-static pymem_object *str_of(const char *text) {
-    pymem_object *o = NULL;
-    OK(pymem_str_new(rt, text, strlen(text), &o));
-    return o;
-}
-
-static void set_item(pymem_object *d, const char *key, pymem_object *value) {
-    pymem_object *k = str_of(key);
-    OK(pymem_dict_set(rt, d, k, value));
-    OK(pymem_decref(rt, k));
-}
-
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s N M\n", argv[0]);
@@ -93,53 +70,12 @@ int main(int argc, char **argv) {
     }
     const long n = atol(argv[1]), m = atol(argv[2]);
     OK(pymem_runtime_new(NULL, &rt));
-    pymem_object *ns = NULL, *o = NULL, *v = NULL;
+    pymem_object *ns = NULL;
     OK(pymem_ns_new(rt, "__seed__", 0, &ns));
-    OK(pymem_module_new(rt, "math", &o));
-    bind(ns, "math", o);
-    OK(pymem_function_new(rt, "helper", identity, NULL, &o));
-    bind(ns, "helper", o);
+    seed_module_and_function(rt, ok, ns);
     OK(pymem_gc_collect(rt, 2, NULL));
     const uint64_t rss_start = rss();
-
-    OK(pymem_list_new(rt, &o));
-    for (long i = 0; i < n; i++) {
-        OK(pymem_int_new(rt, 1000 + i, &v));
-        OK(pymem_list_append(rt, o, v));
-        OK(pymem_decref(rt, v));
-    }
-    bind(ns, "a", o);
-    OK(pymem_list_new(rt, &o));
-    for (long i = 0; i < n; i++) {
-        OK(pymem_float_new(rt, (double)i * 0.5, &v));
-        OK(pymem_list_append(rt, o, v));
-        OK(pymem_decref(rt, v));
-    }
-    bind(ns, "b", o);
-    OK(pymem_dict_new(rt, &o));
-    for (long i = 0; i < m; i++) {
-        char text[24];
-        snprintf(text, sizeof text, "%ld", i);
-        pymem_object *s = str_of(text);
-        OK(pymem_dict_set(rt, o, s, s));
-        OK(pymem_decref(rt, s));
-    }
-    bind(ns, "d", o);
-    pymem_object *c = NULL, *items = NULL, *inner = NULL;
-    OK(pymem_dict_new(rt, &c));
-    pymem_object *name = str_of("cycle");
-    set_item(c, "name", name);
-    OK(pymem_decref(rt, name));
-    set_item(c, "self", c);
-    OK(pymem_list_new(rt, &items));
-    OK(pymem_list_new(rt, &inner));
-    OK(pymem_list_append(rt, inner, c));
-    OK(pymem_list_append(rt, items, c));
-    OK(pymem_list_append(rt, items, inner));
-    OK(pymem_decref(rt, inner));
-    set_item(c, "items", items);
-    OK(pymem_decref(rt, items));
-    bind(ns, "c", c);
+    seed_variables(rt, ok, ns, n, m);
     const uint64_t rss_built = rss();
 
     pymem_reset_report r;

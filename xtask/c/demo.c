@@ -46,6 +46,8 @@
 
 #include <pymem.h>
 
+#include "seed_namespace.h"
+
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -802,73 +804,9 @@ static pymem_runtime *ns_rt;
 
 #define NS_OK(call) check((call), #call, ns_rt)
 
-static pymem_status ns_identity(pymem_runtime *rt, pymem_object *const *args, size_t nargs, pymem_object **result,
-                                void *userdata) {
-    (void)userdata;
-    if (nargs != 1) return PYMEM_ERR_INVALID_ARGUMENT;
-    *result = args[0];
-    return pymem_incref(rt, args[0]);
-}
-
-/* ns[name] = o, dropping the caller's reference. */
-static void ns_bind(pymem_object *ns, const char *name, pymem_object *o) {
-    NS_OK(pymem_ns_set(ns_rt, ns, name, o));
-    NS_OK(pymem_decref(ns_rt, o));
-}
-
-static pymem_object *ns_str(const char *text) {
-    pymem_object *o = NULL;
-    NS_OK(pymem_str_new(ns_rt, text, strlen(text), &o));
-    return o;
-}
-
-static void ns_item(pymem_object *d, const char *key, pymem_object *value) {
-    pymem_object *k = ns_str(key);
-    NS_OK(pymem_dict_set(ns_rt, d, k, value));
-    NS_OK(pymem_decref(ns_rt, k));
-}
-
-/* The seed's data, as ../shared/peers/reset_bench.py builds it in CPython. */
-static void ns_build(pymem_object *ns) {
-    pymem_object *a = NULL, *b = NULL, *d = NULL, *c = NULL, *items = NULL, *inner = NULL, *v = NULL;
-    NS_OK(pymem_list_new(ns_rt, &a));
-    for (long i = 0; i < NS_N; i++) {
-        NS_OK(pymem_int_new(ns_rt, 1000 + i, &v));
-        NS_OK(pymem_list_append(ns_rt, a, v));
-        NS_OK(pymem_decref(ns_rt, v));
-    }
-    ns_bind(ns, "a", a);
-    NS_OK(pymem_list_new(ns_rt, &b));
-    for (long i = 0; i < NS_N; i++) {
-        NS_OK(pymem_float_new(ns_rt, (double)i * 0.5, &v));
-        NS_OK(pymem_list_append(ns_rt, b, v));
-        NS_OK(pymem_decref(ns_rt, v));
-    }
-    ns_bind(ns, "b", b);
-    NS_OK(pymem_dict_new(ns_rt, &d));
-    for (long i = 0; i < NS_M; i++) {
-        char text[24];
-        snprintf(text, sizeof text, "%ld", i);
-        pymem_object *s = ns_str(text);
-        NS_OK(pymem_dict_set(ns_rt, d, s, s));
-        NS_OK(pymem_decref(ns_rt, s));
-    }
-    ns_bind(ns, "d", d);
-    NS_OK(pymem_dict_new(ns_rt, &c));
-    pymem_object *cycle = ns_str("cycle");
-    ns_item(c, "name", cycle);
-    NS_OK(pymem_decref(ns_rt, cycle));
-    ns_item(c, "self", c);
-    NS_OK(pymem_list_new(ns_rt, &items));
-    NS_OK(pymem_list_new(ns_rt, &inner));
-    NS_OK(pymem_list_append(ns_rt, inner, c));
-    NS_OK(pymem_list_append(ns_rt, items, c));
-    NS_OK(pymem_list_append(ns_rt, items, inner));
-    NS_OK(pymem_decref(ns_rt, inner));
-    ns_item(c, "items", items);
-    NS_OK(pymem_decref(ns_rt, items));
-    ns_bind(ns, "c", c);
-}
+/* The seed's data comes from seed_namespace.h (shared with bench_reset.c),
+   which reports failures through this. */
+static void ns_check(pymem_status st, const char *what) { check(st, what, ns_rt); }
 
 /* %who: the names, space separated. */
 static void ns_print_who(pymem_object *ns, char *out, size_t cap) {
@@ -894,12 +832,9 @@ static int section_namespaces(void) {
     printf("pymem %s: the seed's namespace walk (sections 3.2-3.5) through the C API\n", pymem_version());
     printf("Every point below is asserted: a wrong number stops the demo.\n");
     ns_rt = new_runtime();
-    pymem_object *ns = NULL, *math = NULL, *helper = NULL;
+    pymem_object *ns = NULL;
     NS_OK(pymem_ns_new(ns_rt, "__main__", PYMEM_NS_NOTEBOOK, &ns));
-    NS_OK(pymem_module_new(ns_rt, "math", &math));
-    ns_bind(ns, "math", math);
-    NS_OK(pymem_function_new(ns_rt, "helper", ns_identity, NULL, &helper));
-    ns_bind(ns, "helper", helper);
+    seed_module_and_function(ns_rt, ns_check, ns);
     int64_t found = 0;
     NS_OK(pymem_gc_collect(ns_rt, 2, &found));
     NS_OK(pymem_clear_free_lists(ns_rt));
@@ -911,7 +846,7 @@ static int section_namespaces(void) {
     printf("  a = [i for i in range(1000, 1000 + 10**7)]\n  b = [i * 0.5 for i in range(10**7)]\n");
     printf("  d = {s: s for s in map(str, range(10**6))}\n");
     printf("  c = {'name': 'cycle'}; c['self'] = c; c['items'] = [c, [c]]\n");
-    ns_build(ns);
+    seed_variables(ns_rt, ns_check, ns, NS_N, NS_M);
     s[1] = snapshot(ns_rt, "built");
 
     rule("%who: the user variables only");

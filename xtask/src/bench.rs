@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::{
-    build_release, c_program, cpus, have, mkdir, output_checked, release_dir, run_many, target_dir, thousands, Job,
+    build_release, c_program, cpus, gcc_program, have, link_pymem, mkdir, output_checked, run_many, target_dir,
+    thousands, Job,
 };
 
 mod reset;
@@ -135,21 +136,12 @@ fn build(root: &Path) -> Result<Vec<Allocator>, String> {
     let out = target_dir(root).join("bench");
     mkdir(&out)?;
     let source = root.join("xtask/c/bench_alloc.c");
-    let lib = release_dir(root);
-    let gcc = |exe: &Path| {
-        let mut cmd = Command::new("gcc");
-        cmd.current_dir(root)
-            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
-            .arg(&source)
-            .arg("-o")
-            .arg(exe);
-        cmd
-    };
+    let gcc = |exe: &Path| gcc_program(root, &source, exe);
 
     let main_exe = out.join("bench_alloc");
     let mut cmd = gcc(&main_exe);
-    cmd.arg("-DWITH_PYMEM").arg(format!("-I{}", root.join("include").display()));
-    cmd.arg(format!("-L{}", lib.display())).arg("-lpymem").arg(format!("-Wl,-rpath,{}", lib.display()));
+    cmd.arg("-DWITH_PYMEM");
+    link_pymem(&mut cmd, root);
     output_checked(&mut cmd)?;
     let mut allocators = vec![
         Allocator { name: "null", exe: main_exe.clone() },
@@ -412,7 +404,9 @@ mod objects {
     use std::process::Command;
 
     use super::{median, python, run_callgrind, Options};
-    use crate::util::{build_release, c_program, have, mkdir, output_checked, release_dir, target_dir, thousands, Job};
+    use crate::util::{
+        build_release, c_program, gcc_program, have, link_pymem, mkdir, output_checked, target_dir, thousands, Job,
+    };
 
     /// Default `--n`.
     const N: u64 = 1_000_000;
@@ -469,21 +463,13 @@ mod objects {
     fn build(root: &Path) -> Result<Vec<Side>, String> {
         let out = target_dir(root).join("bench");
         mkdir(&out)?;
-        let gcc = |exe: &Path| {
-            let mut cmd = Command::new("gcc");
-            cmd.current_dir(root)
-                .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
-                .arg(root.join("xtask/c/bench_objects.c"))
-                .arg("-o")
-                .arg(exe);
-            cmd
-        };
+        let source = root.join("xtask/c/bench_objects.c");
+        let gcc = |exe: &Path| gcc_program(root, &source, exe);
 
-        let lib = release_dir(root);
         let exe = out.join("bench_objects");
         let mut cmd = gcc(&exe);
-        cmd.arg("-DWITH_PYMEM").arg(format!("-I{}", root.join("include").display()));
-        cmd.arg(format!("-L{}", lib.display())).arg("-lpymem").arg(format!("-Wl,-rpath,{}", lib.display()));
+        cmd.arg("-DWITH_PYMEM");
+        link_pymem(&mut cmd, root);
         output_checked(&mut cmd)?;
         let mut sides = vec![Side { name: "pymem", exe }];
 
@@ -698,7 +684,8 @@ mod gc {
 
     use super::{median, Options};
     use crate::util::{
-        build_release, c_program, have, mkdir, output_checked, release_dir, target_dir, thousands, write_file,
+        build_release, c_program, gcc_program, have, link_pymem, mkdir, output_checked, target_dir, thousands,
+        write_file,
     };
 
     /// The N of the peer baseline.
@@ -863,18 +850,9 @@ main()
     fn build(root: &Path) -> Result<Sides, String> {
         let out = target_dir(root).join("bench");
         mkdir(&out)?;
-        let lib = release_dir(root);
         let exe = out.join("bench_gc");
-        let mut cmd = Command::new("gcc");
-        cmd.current_dir(root)
-            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
-            .arg(root.join("xtask/c/bench_gc.c"))
-            .arg("-o")
-            .arg(&exe)
-            .arg(format!("-I{}", root.join("include").display()))
-            .arg(format!("-L{}", lib.display()))
-            .arg("-lpymem")
-            .arg(format!("-Wl,-rpath,{}", lib.display()));
+        let mut cmd = gcc_program(root, &root.join("xtask/c/bench_gc.c"), &exe);
+        link_pymem(&mut cmd, root);
         output_checked(&mut cmd)?;
 
         let python = if have("python3") {

@@ -15,11 +15,9 @@
 //!
 //! No assertion on speed: a failure is a crash or an error from the cache.
 
+use crate::util::{build_release, c_program, gcc_program, link_pymem, mkdir, output_checked, target_dir, thousands};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use crate::util::{build_release, c_program, mkdir, output_checked, release_dir, target_dir, thousands};
 
 /// Default `--n`: pairs per cached sample (pass-through runs a tenth).
 const N: u64 = 1_000_000;
@@ -39,17 +37,8 @@ fn build(root: &Path) -> Result<PathBuf, String> {
     let out = target_dir(root).join("bench");
     mkdir(&out)?;
     let exe = out.join("bench_cuda");
-    let lib = release_dir(root);
-    let mut cc = Command::new("gcc");
-    cc.current_dir(root)
-        .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(root.join("xtask/c/bench_cuda.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lpymem")
-        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    let mut cc = gcc_program(root, &root.join("xtask/c/bench_cuda.c"), &exe);
+    link_pymem(&mut cc, root);
     output_checked(&mut cc)?;
     Ok(exe)
 }

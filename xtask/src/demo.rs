@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::util::{build_release, c_program, have, mkdir, output_checked, release_dir, target_dir};
+use crate::util::{build_release, c_program, gcc_program, have, link_pymem, mkdir, output_checked, target_dir};
 
 /// One demo section.
 struct Section {
@@ -72,23 +72,14 @@ fn build(root: &Path) -> Result<PathBuf, String> {
     let out = target_dir(root).join("demo");
     mkdir(&out)?;
     let exe = out.join("demo");
-    let lib = release_dir(root);
     let header = root.join("include/pymem.h");
     let header = std::fs::read_to_string(&header).map_err(|e| format!("reading {}: {e}", header.display()))?;
-    let mut cc = Command::new("gcc");
+    let mut cc = gcc_program(root, &root.join("xtask/c/demo.c"), &exe);
     // Section "objects" shows copy/deepcopy once the library declares them.
     if header.contains("pymem_copy(") && header.contains("pymem_deepcopy(") {
         cc.arg("-DDEMO_HAVE_COPY");
     }
-    cc.current_dir(root)
-        .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(root.join("xtask/c/demo.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lpymem")
-        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    link_pymem(&mut cc, root);
     output_checked(&mut cc)?;
     Ok(exe)
 }

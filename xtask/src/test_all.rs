@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     build_release, c_program, cargo, cpus, have, mkdir, output_checked, release_dir, run_logged, run_many, secs, show,
-    tail, target_dir, workspace_version, write_file, Job,
+    tail, target_dir, workspace_version, write_file, Job, XTASK_CFLAGS,
 };
 use crate::{dist, header};
 
@@ -274,7 +274,8 @@ fn xtask_c_sources(r: &mut Runner) {
         let rel = source.strip_prefix(&root).unwrap_or(&source).display().to_string();
         let mut cc = Command::new("gcc");
         cc.current_dir(&root)
-            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .args(XTASK_CFLAGS)
+            .arg("-fsyntax-only")
             .arg(format!("-I{}", root.join("include").display()))
             .arg(&source);
         // bench_objects.c is built once per side; pymem's side here (the

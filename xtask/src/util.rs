@@ -86,6 +86,27 @@ pub fn release_dir(root: &Path) -> PathBuf {
     target_dir(root).join("release")
 }
 
+/// The flags xtask's own C programs (xtask/c/*.c) are built with.
+pub const XTASK_CFLAGS: &[&str] = &["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"];
+
+/// `gcc` with [`XTASK_CFLAGS`] compiling `source` into `exe`; the caller
+/// adds what the program links against (see [`link_pymem`]) and runs it.
+pub fn gcc_program(root: &Path, source: &Path, exe: &Path) -> Command {
+    let mut cmd = Command::new("gcc");
+    cmd.current_dir(root).args(XTASK_CFLAGS).arg(source).arg("-o").arg(exe);
+    cmd
+}
+
+/// Points a C build at include/pymem.h and the release libpymem.so (found
+/// at run time through an rpath).
+pub fn link_pymem(cmd: &mut Command, root: &Path) {
+    let lib = release_dir(root);
+    cmd.arg(format!("-I{}", root.join("include").display()))
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lpymem")
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+}
+
 /// `cargo build --release -p pymem`, then the `libpymem.so.0` link beside
 /// `libpymem.so`: the library's soname is `libpymem.so.0`, so programs linked
 /// against target/release look for that name at run time. Cargo's output goes

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{median, Options};
-use crate::util::{build_release, c_program, have, mkdir, output_checked, release_dir, target_dir};
+use crate::util::{build_release, c_program, gcc_program, have, link_pymem, mkdir, output_checked, target_dir};
 
 /// (N ints and floats, M strs), the peer's two scales.
 const SCALES: [(u64, u64); 2] = [(1_000_000, 100_000), (10_000_000, 1_000_000)];
@@ -81,17 +81,8 @@ fn build(root: &Path) -> Result<PathBuf, String> {
     let out = target_dir(root).join("bench");
     mkdir(&out)?;
     let exe = out.join("bench_reset");
-    let lib = release_dir(root);
-    let mut cc = Command::new("gcc");
-    cc.current_dir(root)
-        .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(root.join("xtask/c/bench_reset.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lpymem")
-        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    let mut cc = gcc_program(root, &root.join("xtask/c/bench_reset.c"), &exe);
+    link_pymem(&mut cc, root);
     output_checked(&mut cc)?;
     Ok(exe)
 }

@@ -250,12 +250,7 @@ impl Collector {
         c.host_code_ran = true;
     }
 
-    /// The garbage (borrowed, for the facade's weak-reference phase).
-    pub fn garbage_objects(&self, c: &Collection) -> Vec<Obj> {
-        c.unreachable.objects()
-    }
-
-    /// Whether an object is in the garbage found (borrowed).
+    /// The garbage found (borrowed, for the facade's weak-reference phase).
     pub fn garbage_iter<'c>(&self, c: &'c Collection) -> impl Iterator<Item = Obj> + 'c {
         c.unreachable.iter()
     }
@@ -406,13 +401,9 @@ impl Collector {
 /// generation `i`.
 fn move_to_generation(heap: &mut Heap, o: Obj, i: usize) {
     heap.scan_end(o); // the garbage's scan marks (see `find_unreachable`)
-    let links = heap.links(o);
-    // SAFETY: `o` is tracked, so its links are on a well-formed list; the
-    // generation lists are boxed and never move.
-    unsafe {
-        gc_unlink(links);
-        heap.gc.generations[i].push_back(links);
-    }
+                      // SAFETY: `o` is tracked, so its links are on a well-formed list; the
+                      // generation lists are boxed and never move.
+    unsafe { heap.move_to(o, &heap.gc.generations[i]) };
 }
 
 /// An empty list at a fixed address (its sentinel points at itself).

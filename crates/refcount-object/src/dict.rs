@@ -305,6 +305,26 @@ pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, 
     (mem, live)
 }
 
+/// Calls `visit(key, value)` for each live entry of a dict whose type is
+/// already known (the collector's traversal: no type check, no `Result`).
+///
+/// # Safety
+/// `d` is a live dict, and `visit` does not change it.
+#[inline(always)]
+pub(crate) unsafe fn dict_for_each_entry(d: Obj, mut visit: impl FnMut(Obj, Obj)) {
+    // SAFETY: contract: `d` has a dict's layout.
+    let t = unsafe { &body::<DictObj>(d).table };
+    let entries = t.entries();
+    for i in 0..t.nentries {
+        // SAFETY: `i < nentries`.
+        let e = unsafe { *entries.add(i) };
+        if !e.key.is_null() {
+            // SAFETY: live entries hold live objects.
+            unsafe { visit(Obj::new_unchecked(e.key), Obj::new_unchecked(e.value)) };
+        }
+    }
+}
+
 /// Empties a dict being freed: its references go to `out` (the caller drops
 /// them), its table back to the allocator.
 pub(crate) fn dict_take_all(heap: &mut Heap, d: Obj, out: &mut Vec<Obj>) {

@@ -940,6 +940,37 @@ impl Heap {
         }
     }
 
+    /// Frees a list or a dict that the collector's sweep emptied
+    /// (`Heap::free_garbage`: a list's length is 0 with its item array still
+    /// there, a dict has no table) and that is on no list: the item array,
+    /// then the object onto its free list or back to the allocator. Lists
+    /// and dicts take no weak references, so there are none to clear.
+    pub(crate) fn free_emptied_container(&mut self, o: Obj) {
+        self.forget_valid(o);
+        // SAFETY: for each arm, `o` has the layout of its type id, count zero.
+        unsafe {
+            if self.type_id(o) == type_ids::LIST {
+                let l = body::<ListObj>(o);
+                debug_assert_eq!(l.len, 0, "a swept list is empty");
+                if !l.items.is_null() {
+                    let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
+                }
+                l.items = ptr::null_mut();
+                l.cap = 0;
+                if self.free_lists.len < self.config.list_free_list {
+                    header(o).flags = flags::DEAD | flags::GC;
+                    self.free_lists.push(o);
+                    return;
+                }
+            } else if self.free_dicts.len < self.config.dict_free_list {
+                header(o).flags = flags::DEAD | flags::GC;
+                self.free_dicts.push(o);
+                return;
+            }
+        }
+        self.free_block(o);
+    }
+
     /// Frees an instance without host callbacks whose values were all
     /// dropped and that is on no list (the collector's sweep of its garbage,
     /// `Heap::free_garbage`): its own values block, if any, then its block.

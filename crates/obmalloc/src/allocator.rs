@@ -184,12 +184,23 @@ impl Allocator {
     /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
-        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
-            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
-                return Ok(block);
-            }
+        if let Some(block) = self.malloc_kind_fast(n, kind) {
+            return Ok(block);
         }
         self.alloc_kind(n, kind)
+    }
+
+    /// [`Allocator::malloc_kind`]'s fast path alone: a block from the first
+    /// pool in use of its size class, or `None`, with nothing changed, when
+    /// the slow path is needed (no pool in use, a large size). For callers
+    /// whose own fast path has no error handling; they retry with
+    /// `malloc_kind` on `None`.
+    #[inline(always)]
+    pub fn malloc_kind_fast(&mut self, n: usize, kind: BlockKind) -> Option<NonNull<u8>> {
+        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
+            return self.alloc_from_used_pool(ring_of(kind, class_of(n)));
+        }
+        None
     }
 
     /// Allocates an object block (see [`Allocator::malloc_kind`]).

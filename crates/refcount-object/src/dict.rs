@@ -67,6 +67,38 @@ fn index_width(size: usize) -> usize {
 /// The largest table: its entry numbers fit an i32, its counters a u32.
 const MAX_SIZE: usize = 1 << 31;
 
+/// The integer type of a table's index slots. The loops that read slots
+/// (probing, reinserting) are instantiated once per width, so the width
+/// is chosen once per call, not once per slot.
+trait IndexSlot {
+    /// # Safety
+    /// `mem` is a table of this width with more than `slot` slots.
+    unsafe fn read(mem: *const u8, slot: usize) -> i32;
+    /// # Safety
+    /// As `read`; `ix` fits this width (see `index_width`).
+    unsafe fn write(mem: *mut u8, slot: usize, ix: i32);
+}
+
+macro_rules! index_slot {
+    ($t:ty) => {
+        impl IndexSlot for $t {
+            #[inline(always)]
+            unsafe fn read(mem: *const u8, slot: usize) -> i32 {
+                // SAFETY: contract.
+                unsafe { *(mem as *const $t).add(slot) as i32 }
+            }
+            #[inline(always)]
+            unsafe fn write(mem: *mut u8, slot: usize, ix: i32) {
+                // SAFETY: contract; the narrowing keeps `ix` (it fits).
+                unsafe { *(mem as *mut $t).add(slot) = ix as $t }
+            }
+        }
+    };
+}
+index_slot!(i8);
+index_slot!(i16);
+index_slot!(i32);
+
 impl DictTable {
     pub(crate) const EMPTY: DictTable = DictTable { size: 0, used: 0, nentries: 0, usable: 0, mem: ptr::null_mut() };
 
@@ -85,29 +117,17 @@ impl DictTable {
         unsafe { &mut *self.entries().add(i) }
     }
 
-    #[inline(always)]
-    fn index(&self, slot: usize) -> i32 {
-        // SAFETY: callers pass `slot < size`; the slots have the width of
-        // the table's size.
-        unsafe {
-            match index_width(self.size as usize) {
-                1 => *(self.mem as *const i8).add(slot) as i32,
-                2 => *(self.mem as *const i16).add(slot) as i32,
-                _ => *(self.mem as *const i32).add(slot),
-            }
-        }
-    }
-
     /// Writes an entry number (< 2^31, narrowed to the table's width, which
     /// holds it: see `index_width`) or a mark.
     #[inline(always)]
     fn set_index(&self, slot: usize, ix: i32) {
-        // SAFETY: callers pass `slot < size`.
+        // SAFETY: callers pass `slot < size`; the slots have the width of
+        // the table's size.
         unsafe {
             match index_width(self.size as usize) {
-                1 => *(self.mem as *mut i8).add(slot) = ix as i8,
-                2 => *(self.mem as *mut i16).add(slot) = ix as i16,
-                _ => *(self.mem as *mut i32).add(slot) = ix,
+                1 => i8::write(self.mem, slot, ix),
+                2 => i16::write(self.mem, slot, ix),
+                _ => i32::write(self.mem, slot, ix),
             }
         }
     }
@@ -161,12 +181,22 @@ impl Heap {
 
     /// Probes for `key` (with its `hash`).
     fn probe(&self, t: &DictTable, key: Obj, hash: i64) -> ObjResult<Probe> {
+        match index_width(t.size as usize) {
+            1 => self.probe_slots::<i8>(t, key, hash),
+            2 => self.probe_slots::<i16>(t, key, hash),
+            _ => self.probe_slots::<i32>(t, key, hash),
+        }
+    }
+
+    #[inline(always)]
+    fn probe_slots<I: IndexSlot>(&self, t: &DictTable, key: Obj, hash: i64) -> ObjResult<Probe> {
         let mask = t.size as usize - 1;
         let mut perturb = hash as u64;
         let mut slot = hash as u64 as usize & mask;
         let mut first_free: Option<usize> = None;
         loop {
-            let ix = t.index(slot);
+            // SAFETY: `slot <= mask < size`, and `I` is the table's width.
+            let ix = unsafe { I::read(t.mem, slot) };
             if ix == EMPTY {
                 return Ok(Probe::Missing { slot: first_free.unwrap_or(slot) });
             }
@@ -303,31 +333,43 @@ impl Heap {
         // The casts hold: size <= MAX_SIZE = 2^31.
         let mut new = DictTable { size: size as u32, used: 0, nentries: 0, usable: usable as u32, mem };
         let old = std::mem::replace(self.table(d)?, DictTable::EMPTY);
-        for i in 0..old.nentries as usize {
-            let e = *old.entry(i);
-            if e.key.is_null() {
-                continue;
-            }
-            // Reinsert by hash alone: keys are distinct, so probe for EMPTY.
-            let mask = size - 1;
-            let mut perturb = e.hash as u64;
-            let mut slot = e.hash as u64 as usize & mask;
-            while new.index(slot) != EMPTY {
-                perturb >>= PERTURB_SHIFT;
-                slot = (slot.wrapping_mul(5).wrapping_add(perturb as usize).wrapping_add(1)) & mask;
-            }
-            let n = new.nentries as usize;
-            *new.entry(n) = e;
-            new.set_index(slot, n as i32);
-            new.nentries += 1;
-            new.used += 1;
-            new.usable -= 1;
+        match index_width(size) {
+            1 => reinsert::<i8>(&old, &mut new),
+            2 => reinsert::<i16>(&old, &mut new),
+            _ => reinsert::<i32>(&old, &mut new),
         }
         if !old.mem.is_null() {
             let _ = self.alloc.free_kind(old.mem, BlockKind::Internal);
         }
         *self.table(d)? = new;
         Ok(())
+    }
+}
+
+/// Moves the live entries of `old` into the empty table `new` (of width
+/// `I`), compacting holes: by hash alone, as keys are distinct, each goes
+/// to the first EMPTY slot of its probe sequence.
+fn reinsert<I: IndexSlot>(old: &DictTable, new: &mut DictTable) {
+    let mask = new.size as usize - 1;
+    for i in 0..old.nentries as usize {
+        let e = *old.entry(i);
+        if e.key.is_null() {
+            continue;
+        }
+        let mut perturb = e.hash as u64;
+        let mut slot = e.hash as u64 as usize & mask;
+        // SAFETY: `slot <= mask < size`, and `I` is the new table's width.
+        while unsafe { I::read(new.mem, slot) } != EMPTY {
+            perturb >>= PERTURB_SHIFT;
+            slot = (slot.wrapping_mul(5).wrapping_add(perturb as usize).wrapping_add(1)) & mask;
+        }
+        let n = new.nentries as usize;
+        *new.entry(n) = e;
+        // SAFETY: as above; `n` < usable < 2^31 fits the width.
+        unsafe { I::write(new.mem, slot, n as i32) };
+        new.nentries += 1;
+        new.used += 1;
+        new.usable -= 1;
     }
 }
 

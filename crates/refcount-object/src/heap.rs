@@ -477,6 +477,96 @@ impl Heap {
         None
     }
 
+    /// incref of a pointer the validation cache knows: the whole call for
+    /// the common case, with no error path. Returns false (nothing done)
+    /// when `p` is not in the cache; the caller then validates it fully.
+    #[inline(always)]
+    pub fn incref_if_cached(&mut self, p: *const u8) -> bool {
+        let addr = p as usize;
+        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
+            return false;
+        }
+        // SAFETY: the cache only holds live objects (see `valid_cache`).
+        self.incref(unsafe { NonNull::new_unchecked(p as *mut ObjHeader) });
+        true
+    }
+
+    /// decref of a pointer the validation cache knows, when it leaves the
+    /// caller nothing to do after it: an immortal object, a count above 1,
+    /// or the death of an int or a float (no references, no weak
+    /// references, never tracked: nothing is queued). The common cases, with
+    /// no error path. Returns false (nothing done) otherwise.
+    #[inline(always)]
+    pub fn decref_if_cached_simple(&mut self, p: *const u8) -> bool {
+        let addr = p as usize;
+        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
+            return false;
+        }
+        // SAFETY: the cache only holds live objects (see `valid_cache`).
+        let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
+        // SAFETY: as above.
+        let h = unsafe { header(o) };
+        if h.flags & flags::IMMORTAL != 0 {
+            return true;
+        }
+        if h.refcnt > 1 {
+            h.refcnt -= 1;
+            return true;
+        }
+        if h.type_id == type_ids::INT || h.type_id == type_ids::FLOAT {
+            h.refcnt = 0;
+            self.dealloc(o);
+            return true;
+        }
+        false
+    }
+
+    /// `int_new` when it needs neither the allocator's slow path nor an
+    /// error: a small int, or a block from a pool in use. `None` (nothing
+    /// changed) sends the caller to `int_new`.
+    #[inline(always)]
+    pub fn int_new_if_fast(&mut self, v: i64) -> Option<Obj> {
+        if !self.ready {
+            return None;
+        }
+        if v >= self.config.small_int_min && v <= self.config.small_int_max {
+            return self.small_ints.get((v - self.config.small_int_min) as usize).copied();
+        }
+        let block = self.alloc.malloc_kind_fast(size_of::<crate::object::IntObj>(), obmalloc::BlockKind::Object)?;
+        let o = block.cast::<ObjHeader>();
+        // SAFETY: a fresh object block of an int's size.
+        unsafe {
+            o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::INT, flags: 0 });
+            body::<crate::object::IntObj>(o).value = v;
+        }
+        self.remember_valid(o);
+        Some(o)
+    }
+
+    /// `float_new` when it needs neither the allocator's slow path nor an
+    /// error: from the free list, or a block from a pool in use.
+    #[inline(always)]
+    pub fn float_new_if_fast(&mut self, v: f64) -> Option<Obj> {
+        if !self.ready {
+            return None;
+        }
+        let o = match self.free_floats.pop() {
+            Some(o) => Self::revive(o, type_ids::FLOAT, false),
+            None => {
+                let block =
+                    self.alloc.malloc_kind_fast(size_of::<crate::object::FloatObj>(), obmalloc::BlockKind::Object)?;
+                let o = block.cast::<ObjHeader>();
+                // SAFETY: a fresh object block of a float's size.
+                unsafe { o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::FLOAT, flags: 0 }) };
+                o
+            }
+        };
+        // SAFETY: a float's block.
+        unsafe { body::<crate::object::FloatObj>(o).value = v };
+        self.remember_valid(o);
+        Some(o)
+    }
+
     /// Clears `o` from the validation cache: it is dying.
     #[inline(always)]
     fn forget_valid(&self, o: Obj) {

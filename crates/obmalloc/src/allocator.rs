@@ -491,6 +491,32 @@ impl Allocator {
         self.free_kind_slow(p, kind)
     }
 
+    /// [`Allocator::free_kind`]'s fast path alone: frees `p` when the arena
+    /// cache knows it as a live block of `kind` and the free changes no
+    /// pool's state (the pool neither was full nor becomes empty). Returns
+    /// false, with nothing changed, otherwise; the caller then uses
+    /// `free_kind`. For callers whose own fast path has no error handling
+    /// and runs none of the pool and arena bookkeeping.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    #[inline(always)]
+    pub fn free_kind_fast(&mut self, p: *mut u8, kind: BlockKind) -> bool {
+        let Some((pool, index)) = self.cached_live_block(p as usize, kind) else { return false };
+        // SAFETY: block `index` of `pool` is allocated and starts at `p`
+        // (just validated), so it is ours to thread on the free list.
+        unsafe {
+            let m = &mut *pool;
+            let head = m.freeblock;
+            if head.is_null() || m.count == 1 {
+                return false;
+            }
+            m.mark_free(index);
+            *(p as *mut *mut u8) = head;
+            m.freeblock = p;
+            m.count -= 1;
+        }
+        true
+    }
+
     #[cold]
     #[inline(never)]
     fn free_kind_slow(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {

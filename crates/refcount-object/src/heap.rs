@@ -494,8 +494,11 @@ impl Heap {
     /// decref of a pointer the validation cache knows, when it leaves the
     /// caller nothing to do after it: an immortal object, a count above 1,
     /// or the death of an int or a float (no references, no weak
-    /// references, never tracked: nothing is queued). The common cases, with
-    /// no error path. Returns false (nothing done) otherwise.
+    /// references, never tracked: nothing is queued) that goes to the float
+    /// free list or back to its pool without a pool state change. The
+    /// common cases, with no error path and no allocator bookkeeping (so
+    /// nothing that could panic outside the boundary's guard). Returns
+    /// false (nothing done) otherwise.
     #[inline(always)]
     pub fn decref_if_cached_simple(&mut self, p: *const u8) -> bool {
         let addr = p as usize;
@@ -513,9 +516,18 @@ impl Heap {
             h.refcnt -= 1;
             return true;
         }
-        if h.type_id == type_ids::INT || h.type_id == type_ids::FLOAT {
+        if h.type_id == type_ids::FLOAT && self.free_floats.len < self.config.float_free_list {
+            self.forget_valid(o);
             h.refcnt = 0;
-            self.dealloc(o);
+            h.flags |= flags::DEAD;
+            // SAFETY: a float with count zero, never tracked, on no list.
+            unsafe { self.free_floats.push(o) };
+            return true;
+        }
+        if (h.type_id == type_ids::INT || h.type_id == type_ids::FLOAT)
+            && self.alloc.free_kind_fast(p as *mut u8, obmalloc::BlockKind::Object)
+        {
+            self.forget_valid(o);
             return true;
         }
         false

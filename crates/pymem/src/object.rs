@@ -736,6 +736,30 @@ pub unsafe extern "C" fn pymem_tuple_len(rt: *mut Runtime, t: *mut Object, out: 
 /// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_list_new(rt: *mut Runtime, out: *mut *mut Object) -> Status {
+    // The fast path (see pymem_int_new); the new list is tracked, so the
+    // after-call work (a collection that became due) follows it.
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    if let Some(r) = unsafe { rt.as_ref() } {
+        if r.owned_by_caller() && !out.is_null() {
+            // SAFETY: the caller owns the runtime: no other borrow of its state.
+            if let Some(o) = unsafe { r.state_mut() }.heap.list_new_if_fast() {
+                // SAFETY: `out` is non-null and writable (API contract).
+                unsafe { *out = o.as_ptr().cast() };
+                after_object_call(r, "pymem_list_new");
+                return Status::PYMEM_OK;
+            }
+        }
+    }
+    // SAFETY: as this function's.
+    unsafe { list_new_checked(rt, out) }
+}
+
+/// `pymem_list_new` through the boundary.
+///
+/// # Safety
+/// As `pymem_list_new`.
+#[inline(never)]
+unsafe fn list_new_checked(rt: *mut Runtime, out: *mut *mut Object) -> Status {
     ffi_boundary!(object Full rt, "pymem_list_new", |state| {
         require(out, "out")?;
         give(out, state.heap.list_new()?);
@@ -749,6 +773,29 @@ pub unsafe extern "C" fn pymem_list_new(rt: *mut Runtime, out: *mut *mut Object)
 /// `rt` is NULL or a live runtime.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_list_append(rt: *mut Runtime, list: *mut Object, item: *mut Object) -> Status {
+    // The fast path (see pymem_incref): both objects known, room in the
+    // list (or a first item array from a pool in use); it frees nothing and
+    // tracks nothing, so nothing follows it.
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    if let Some(r) = unsafe { rt.as_ref() } {
+        if r.owned_by_caller() {
+            // SAFETY: the caller owns the runtime: no other borrow of its state.
+            let heap = &mut unsafe { r.state_mut() }.heap;
+            if heap.list_append_if_fast(list as *const u8, item as *const u8) {
+                return Status::PYMEM_OK;
+            }
+        }
+    }
+    // SAFETY: as this function's.
+    unsafe { list_append_checked(rt, list, item) }
+}
+
+/// `pymem_list_append` through the boundary, with full validation.
+///
+/// # Safety
+/// As `pymem_list_append`.
+#[inline(never)]
+unsafe fn list_append_checked(rt: *mut Runtime, list: *mut Object, item: *mut Object) -> Status {
     ffi_boundary!(object Full rt, "pymem_list_append", |state| {
         let list = arg(&state.heap, list, "list")?;
         let item = arg(&state.heap, item, "item")?;

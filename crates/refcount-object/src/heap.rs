@@ -482,12 +482,8 @@ impl Heap {
     /// when `p` is not in the cache; the caller then validates it fully.
     #[inline(always)]
     pub fn incref_if_cached(&mut self, p: *const u8) -> bool {
-        let addr = p as usize;
-        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
-            return false;
-        }
-        // SAFETY: the cache only holds live objects (see `valid_cache`).
-        self.incref(unsafe { NonNull::new_unchecked(p as *mut ObjHeader) });
+        let Some(o) = self.cached(p) else { return false };
+        self.incref(o);
         true
     }
 
@@ -501,13 +497,8 @@ impl Heap {
     /// false (nothing done) otherwise.
     #[inline(always)]
     pub fn decref_if_cached_simple(&mut self, p: *const u8) -> bool {
-        let addr = p as usize;
-        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
-            return false;
-        }
-        // SAFETY: the cache only holds live objects (see `valid_cache`).
-        let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
-        // SAFETY: as above.
+        let Some(o) = self.cached(p) else { return false };
+        // SAFETY: a live object.
         let h = unsafe { header(o) };
         if h.flags & flags::IMMORTAL != 0 {
             return true;
@@ -531,6 +522,79 @@ impl Heap {
             return true;
         }
         false
+    }
+
+    /// The object at `p` if the validation cache knows it (a live object),
+    /// without asking the allocator: the fast paths' lookup.
+    #[inline(always)]
+    fn cached(&self, p: *const u8) -> Option<Obj> {
+        let addr = p as usize;
+        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
+            return None;
+        }
+        // SAFETY: the cache only holds live objects (see `valid_cache`).
+        Some(unsafe { NonNull::new_unchecked(p as *mut ObjHeader) })
+    }
+
+    /// `list_new` when it needs neither the allocator's slow path nor an
+    /// error: from the list free list, or a block from a pool in use. The
+    /// list is tracked, so the caller checks `gc.collection_due` after it.
+    #[inline(always)]
+    pub fn list_new_if_fast(&mut self) -> Option<Obj> {
+        if !self.ready {
+            return None;
+        }
+        let o = match self.free_lists.pop() {
+            Some(o) => Self::revive(o, type_ids::LIST, true),
+            None => {
+                let block = self.alloc.malloc_kind_fast(size_of::<ListObj>(), obmalloc::BlockKind::Object)?;
+                let o = block.cast::<ObjHeader>();
+                // SAFETY: a fresh object block of a list's size.
+                unsafe { o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::LIST, flags: flags::GC }) };
+                o
+            }
+        };
+        self.remember_valid(o);
+        // SAFETY: a list block.
+        unsafe {
+            let l = body::<ListObj>(o);
+            l.len = 0;
+            l.cap = 0;
+            l.items = ptr::null_mut();
+        }
+        self.track(o);
+        Some(o)
+    }
+
+    /// `list_append` when both objects are in the validation cache, `list`
+    /// is a list, and it has room — or has no item array yet and the
+    /// allocator's fast path gives one (the 4 slots CPython's `list_resize`
+    /// gives a first item). Returns false, with nothing changed, otherwise.
+    #[inline(always)]
+    pub fn list_append_if_fast(&mut self, list: *const u8, item: *const u8) -> bool {
+        let (Some(list), Some(item)) = (self.cached(list), self.cached(item)) else { return false };
+        if self.type_id(list) != type_ids::LIST {
+            return false;
+        }
+        // SAFETY: a list, per its type id.
+        let l = unsafe { body::<ListObj>(list) };
+        if l.len == l.cap {
+            if !l.items.is_null() {
+                return false;
+            }
+            const FIRST_CAP: usize = 4;
+            let Some(block) = self.alloc.malloc_kind_fast(FIRST_CAP * size_of::<Obj>(), obmalloc::BlockKind::Internal)
+            else {
+                return false;
+            };
+            l.items = block.as_ptr() as *mut Obj;
+            l.cap = FIRST_CAP;
+        }
+        self.incref(item);
+        // SAFETY: `len < cap`: room for one more item.
+        unsafe { *l.items.add(l.len) = item };
+        l.len += 1;
+        true
     }
 
     /// `int_new` when it needs neither the allocator's slow path nor an

@@ -259,7 +259,10 @@ pub unsafe extern "C" fn pymem_ns_whos(rt: *mut Runtime, ns: *mut Object, out_ta
     ffi_boundary!(object Full rt, "pymem_ns_whos", |state| {
         let ns = ns_arg(state, ns)?;
         require(out_table, "out_table")?;
-        let text = state.ns.whos(&mut state.heap, ns)?;
+        let table = state.ns.whos_rows(&mut state.heap, ns)?;
+        let text = table.to_text();
+        let ns_name = state.ns.name(&mut state.heap, ns);
+        state.report.record_whos(ns_name, table);
         // SAFETY: checked non-null.
         unsafe { write_out(out_table, c_message(&text).into_raw()) };
         Ok::<(), Failure>(())
@@ -379,10 +382,13 @@ pub unsafe extern "C" fn pymem_ns_why_alive(
         let name = name_arg(name, "name")?;
         require(out, "out")?;
         // Host `traverse` callbacks run inside: they may call nothing.
-        let text = rt_ref.in_callback(Some(Restriction::ReadOnly), || {
+        let answer = rt_ref.in_callback(Some(Restriction::ReadOnly), || {
             let mut host = crate::gc::host_traverse;
-            state.ns.why_alive(&mut state.heap, ns, name, &mut host)
+            state.ns.why_alive_chains(&mut state.heap, ns, name, &mut host)
         })?;
+        let text = answer.to_text();
+        let ns_name = state.ns.name(&mut state.heap, ns);
+        state.report.record_why(ns_name, answer);
         // SAFETY: checked non-null.
         unsafe { write_out(out, c_message(&text).into_raw()) };
         Ok::<(), Failure>(())

@@ -200,8 +200,13 @@ fn ms(t_us: u64) -> String {
     format!("{:.1} ms", t_us as f64 / 1000.0)
 }
 
+/// A pause: µs below a millisecond, ms above.
 fn micros(ns: u64) -> String {
-    format!("{:.1} µs", ns as f64 / 1000.0)
+    if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1000.0)
+    } else {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    }
 }
 
 /// A horizontal bar `value / max` of the cell's width.

@@ -256,7 +256,8 @@ pub fn check_page(page: &Path, width: u32, query: &str, work: &Path) -> Result<P
         b.call(s, "Page.enable", json!({}))?;
         b.call(s, "Runtime.enable", json!({}))?;
         b.call(s, "Log.enable", json!({}))?;
-        let metrics = |height: u32| json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false });
+        let metrics =
+            |height: u32| json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false });
         b.call(s, "Emulation.setDeviceMetricsOverride", metrics(900))?;
         let url = format!("file://{}", page.display());
         let nav = b.call(s, "Page.navigate", json!({ "url": url }))?;
@@ -269,8 +270,12 @@ pub fn check_page(page: &Path, width: u32, query: &str, work: &Path) -> Result<P
             return Err(format!("the page query failed: {e}"));
         }
         let dom = evaluated["result"]["value"].clone();
-        let height = b.call(s, "Runtime.evaluate", json!({
-            "expression": "document.documentElement.scrollHeight", "returnByValue": true }))?;
+        let height = b.call(
+            s,
+            "Runtime.evaluate",
+            json!({
+            "expression": "document.documentElement.scrollHeight", "returnByValue": true }),
+        )?;
         let height = height["result"]["value"].as_u64().unwrap_or(900).clamp(100, 16000) as u32;
         b.call(s, "Emulation.setDeviceMetricsOverride", metrics(height))?;
         let shot = b.call(s, "Page.captureScreenshot", json!({ "format": "png" }))?;

@@ -39,7 +39,8 @@ const SECTIONS: &[Section] = &[
 /// The marks demo.c's section `report` puts on the timeline, in order
 /// (its `report_steps`): the browser check in test-all expects exactly
 /// these labels on the page.
-pub const REPORT_STEPS: &[&str] = &["start", "a, b, d, c built", "del a", "b.append(b); del b", "gc.collect()", "%reset"];
+pub const REPORT_STEPS: &[&str] =
+    &["start", "a, b, d, c built", "del a", "b.append(b); del b", "gc.collect()", "%reset"];
 
 /// Sections whose C part is the whole story (no CPython run to set it against).
 fn nothing_to_compare(_: &Results) -> Result<(), String> {

@@ -21,6 +21,7 @@ mod browser;
 mod demo;
 mod dist;
 mod header;
+mod packaging;
 mod report_check;
 mod test_all;
 mod util;

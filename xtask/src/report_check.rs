@@ -120,7 +120,13 @@ pub fn check(root: &Path, work: &Path) -> Result<String, String> {
     std::fs::write(&png, &facts.png).map_err(|e| format!("writing {}: {e}", png.display()))?;
     let found = problems(&facts);
     if !found.is_empty() {
-        return Err(format!("{} (page {}, screenshot {}):\n{}", facts.version, page.display(), png.display(), found.join("\n")));
+        return Err(format!(
+            "{} (page {}, screenshot {}):\n{}",
+            facts.version,
+            page.display(),
+            png.display(),
+            found.join("\n")
+        ));
     }
     Ok(format!(
         "{}: {} sections, {} marks, no console error; screenshot {} ({} bytes)",
@@ -136,7 +142,8 @@ pub fn check(root: &Path, work: &Path) -> Result<String, String> {
 /// faults.
 pub fn check_catches_faults(work: &Path) -> Result<(), String> {
     let page = work.join("report.html");
-    let html = std::fs::read_to_string(&page).map_err(|e| format!("{}: {e} (run the report check first)", page.display()))?;
+    let html =
+        std::fs::read_to_string(&page).map_err(|e| format!("{}: {e} (run the report check first)", page.display()))?;
     let broken = html
         .replacen("<section id=\"gpu\">", "<section id=\"gpu-renamed\">", 1)
         .replacen("<g class=\"mark\"", "<g class=\"not-a-mark\"", 1)
@@ -152,4 +159,3 @@ pub fn check_catches_faults(work: &Path) -> Result<(), String> {
     }
     Ok(())
 }
-

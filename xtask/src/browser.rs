@@ -300,7 +300,7 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
         } as u32)
     };
     let bytes: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err("base64 length is not a multiple of 4".into());
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);

@@ -616,10 +616,10 @@ fn collector(out: &mut String, d: &ReportData) {
             c.found
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<line class=\"axis\" x1=\"{left}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\
-         <text x=\"{left}\" y=\"{:.1}\">collection {}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">collection {}</text></svg>\n",
+         <text x=\"{left}\" y=\"{:.1}\">collection {}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">collection {}</text></svg>",
         top + height,
         left + width,
         top + height,
@@ -857,7 +857,8 @@ fn segments(out: &mut String, dev: &GpuDevice) {
     );
     for (r, seg) in dev.segments.iter().take(rows).enumerate() {
         let y = r as f64 * row_h;
-        let seg_w = (width * seg.total_size as f64 / largest as f64).max(2.0);
+        // To scale, but never so thin that its blocks vanish.
+        let seg_w = (width * seg.total_size as f64 / largest as f64).max(60.0);
         let _ = write!(
             out,
             "<g class=\"segment\"><text x=\"0\" y=\"{:.1}\"><tspan class=\"vol\">{:#x}</tspan> {} {} stream {}</text>",
@@ -872,7 +873,9 @@ fn segments(out: &mut String, dev: &GpuDevice) {
         );
         let mut x = label_w;
         for (i, b) in seg.blocks.iter().enumerate() {
+            // An allocated block stays visible however small.
             let w = seg_w * b.size as f64 / seg.total_size.max(1) as f64;
+            let w = if b.allocated { w.max(2.0) } else { w };
             let (class, fill) = if b.allocated {
                 ("blk allocated", format!(" style=\"fill:hsl({},60%,55%)\"", (i * 47) % 360))
             } else if b.active {

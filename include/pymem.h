@@ -1419,7 +1419,8 @@ pymem_status pymem_ns_who(struct pymem_runtime *rt,
  * Data/Info; IPython's layout), Size being the bytes reachable from the
  * variable (each object once, immortal objects excluded), then a total
  * line: the bytes reachable from all of them, shared objects counted once.
- * `*out_table` is freed with `pymem_string_free`.
+ * `*out_table` is freed with `pymem_string_free`. The runtime keeps the
+ * last answer for `pymem_report_html`, which draws it.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `out_table` is NULL (an error) or writable.
@@ -1455,6 +1456,8 @@ pymem_status pymem_ns_reset(struct pymem_runtime *rt,
  * objgraph's `find_backref_chain` finds them. For when a delete did not
  * bring the memory back. Host `traverse` callbacks run during the call,
  * restricted as in a collection. `*out` is freed with `pymem_string_free`.
+ * The runtime keeps the last answer for `pymem_report_html`, which draws
+ * the chains as a graph.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
@@ -1997,8 +2000,10 @@ pymem_status pymem_deep_sizeof(struct pymem_runtime *rt, struct pymem_object *o,
  * copied; it must be valid UTF-8 of 1 to `PYMEM_REPORT_MAX_LABEL` bytes
  * (else `PYMEM_ERR_INVALID_ARGUMENT`; NULL: `PYMEM_ERR_NULL_ARGUMENT`).
  * A runtime takes at most `PYMEM_REPORT_MAX_MARKS` marks
- * (`PYMEM_ERR_INVALID_ARGUMENT` after). Thread rule: the runtime's owner
- * thread only (`PYMEM_ERR_BUSY`), not from inside a host callback.
+ * (`PYMEM_ERR_INVALID_ARGUMENT` after); a failed call adds none. Thread
+ * rule: the runtime's owner thread only (`PYMEM_ERR_BUSY`); inside host
+ * callbacks as their rule allows (finalizers and gc callbacks may mark;
+ * traverse, clear and dealloc may not).
  *
  * # Safety
  * `rt` is NULL or a live runtime; `label` is NULL or a C string.

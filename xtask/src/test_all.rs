@@ -490,6 +490,18 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_in_ffi_tests_is_not_a_program() {
+        // ffi-tests/cmake-consumer/ holds a CMake project with main.c.
+        let root = scratch("folder");
+        std::fs::create_dir_all(root.join("ffi-tests/cmake-consumer")).unwrap();
+        std::fs::write(root.join("ffi-tests/cmake-consumer/main.c"), "").unwrap();
+        std::fs::write(root.join("ffi-tests/a.c"), "").unwrap();
+        let names: Vec<String> = find_programs(&root).into_iter().map(|p| p.stem).collect();
+        assert_eq!(names, ["a"]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn programs_are_sorted_and_a_cpp_twin_gets_its_own_name() {
         let root = scratch("twins");
         std::fs::create_dir(root.join("ffi-tests")).unwrap();

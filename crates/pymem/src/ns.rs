@@ -250,7 +250,8 @@ pub unsafe extern "C" fn pymem_ns_who(
 /// Data/Info; IPython's layout), Size being the bytes reachable from the
 /// variable (each object once, immortal objects excluded), then a total
 /// line: the bytes reachable from all of them, shared objects counted once.
-/// `*out_table` is freed with `pymem_string_free`.
+/// `*out_table` is freed with `pymem_string_free`. The runtime keeps the
+/// last answer for `pymem_report_html`, which draws it.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `out_table` is NULL (an error) or writable.
@@ -359,6 +360,8 @@ pub unsafe extern "C" fn pymem_ns_reset(
 /// objgraph's `find_backref_chain` finds them. For when a delete did not
 /// bring the memory back. Host `traverse` callbacks run during the call,
 /// restricted as in a collection. `*out` is freed with `pymem_string_free`.
+/// The runtime keeps the last answer for `pymem_report_html`, which draws
+/// the chains as a graph.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;

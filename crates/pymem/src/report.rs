@@ -150,8 +150,10 @@ pub(crate) fn on_collection(st: &mut RuntimeState, generation: usize, found: u64
 /// copied; it must be valid UTF-8 of 1 to `PYMEM_REPORT_MAX_LABEL` bytes
 /// (else `PYMEM_ERR_INVALID_ARGUMENT`; NULL: `PYMEM_ERR_NULL_ARGUMENT`).
 /// A runtime takes at most `PYMEM_REPORT_MAX_MARKS` marks
-/// (`PYMEM_ERR_INVALID_ARGUMENT` after). Thread rule: the runtime's owner
-/// thread only (`PYMEM_ERR_BUSY`), not from inside a host callback.
+/// (`PYMEM_ERR_INVALID_ARGUMENT` after); a failed call adds none. Thread
+/// rule: the runtime's owner thread only (`PYMEM_ERR_BUSY`); inside host
+/// callbacks as their rule allows (finalizers and gc callbacks may mark;
+/// traverse, clear and dealloc may not).
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `label` is NULL or a C string.

@@ -16,6 +16,11 @@
  *                        extension type's tp_traverse/tp_clear (not a peer shape:
  *                        xtask compares it with CPython's __slots__ classes)
  *          ring_host     as ring, prev/next held in the payload ("DNodeH")
+ *          list_cycle2   N lists in N/2 two-cycles: a = []; b = [a]; a.append(b)
+ *          list_ring     N lists [prev, next] in one doubly linked ring
+ *          dict_cycle2   N dicts in N/2 two-cycles: a['x'] = b; b['x'] = a
+ *                        (the containers programs are made of; the key is the
+ *                        interned str 'x', made before the baseline)
  *   MODE   garbage       build (automatic collection disabled), drop every outside
  *                        reference, time ONE pymem_gc_collect(rt, 2) that finds and
  *                        frees all N; checks found == N
@@ -141,7 +146,9 @@ static void slots_clear(pymem_runtime *r, obj *self, void *userdata) {
 enum kind {
     ATTRS, /* attributes set by name (values inline, names learnt as set) */
     SLOTS, /* attributes declared up front: CPython's __slots__ */
-    HOST   /* the payload, with traverse/clear callbacks */
+    HOST,  /* the payload, with traverse/clear callbacks */
+    LIST,  /* the nodes are lists: field i is item i */
+    DICT   /* the nodes are dicts: field i is the value of key FIELDS[ring][i] */
 };
 
 typedef struct {
@@ -154,14 +161,21 @@ typedef struct {
 static shape shapes[] = {
     {"cycle2", 0, ATTRS, NULL}, {"ring", 1, ATTRS, NULL},      {"cycle2_slots", 0, SLOTS, NULL},
     {"ring_slots", 1, SLOTS, NULL}, {"cycle2_host", 0, HOST, NULL}, {"ring_host", 1, HOST, NULL},
+    {"list_cycle2", 0, LIST, NULL}, {"list_ring", 1, LIST, NULL},  {"dict_cycle2", 0, DICT, NULL},
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
 static const char *const FIELDS[2][2] = {{"ref", NULL}, {"prev", "next"}};
+/* The dict shapes' keys, interned strs made before the baseline (as the
+   literal 'x' of a Python program is interned at compile time). */
+static obj *dict_keys[2][2];
+
+static int is_container(const shape *s) { return s->kind == LIST || s->kind == DICT; }
 
 static size_t nfields(const shape *s) { return s->ring ? 2 : 1; }
 
 static pymem_type *make_type(const shape *s) {
+    if (is_container(s)) return NULL;
     static const char *const names[3][2] = {{"Node", "DNode"}, {"NodeS", "DNodeS"}, {"NodeH", "DNodeH"}};
     pymem_type_spec spec;
     pymem_type_spec_init(&spec);
@@ -183,6 +197,19 @@ static pymem_type *make_type(const shape *s) {
 
 /* o.<field i> = v (v NULL: None for an attribute, nothing for the payload). */
 static void set_field(const shape *s, obj *o, size_t i, obj *v) {
+    if (is_container(s)) {
+        obj *value = v;
+        if (value == NULL) OK(pymem_none(rt, &value));
+        if (s->kind == DICT) {
+            OK(pymem_dict_set(rt, o, dict_keys[s->ring][i], value));
+        } else {
+            size_t len = 0;
+            OK(pymem_list_len(rt, o, &len));
+            if (i < len) OK(pymem_list_set(rt, o, i, value));
+            else OK(pymem_list_append(rt, o, value));
+        }
+        return;
+    }
     if (s->kind != HOST) {
         obj *value = v;
         if (value == NULL) OK(pymem_none(rt, &value));
@@ -199,6 +226,17 @@ static void set_field(const shape *s, obj *o, size_t i, obj *v) {
 /* A new instance, its fields None (as __init__ does): a new reference. */
 static obj *new_node(const shape *s) {
     obj *o = NULL;
+    if (s->kind == LIST) {
+        /* cycle2: [] (the item is appended); ring: [None, None] */
+        OK(pymem_list_new(rt, &o));
+        if (s->ring)
+            for (size_t i = 0; i < nfields(s); i++) set_field(s, o, i, NULL);
+        return o;
+    }
+    if (s->kind == DICT) {
+        OK(pymem_dict_new(rt, &o));
+        return o;
+    }
     OK(pymem_instance_new(rt, s->type, &o));
     if (s->kind != HOST)
         for (size_t i = 0; i < nfields(s); i++) set_field(s, o, i, NULL);
@@ -253,6 +291,9 @@ static void setup_types(void) {
     /* The first object call makes the immortal singletons; each type gets
        its attribute names (kept by the type for good) from one instance,
        so that the baseline already holds them. */
+    for (size_t r = 0; r < 2; r++)
+        for (size_t f = 0; f < 2; f++)
+            if (FIELDS[r][f] != NULL) OK(pymem_str_intern(rt, FIELDS[r][f], strlen(FIELDS[r][f]), &dict_keys[r][f]));
     for (size_t i = 0; i < NSHAPES; i++) {
         shapes[i].type = make_type(&shapes[i]);
         obj *o = new_node(&shapes[i]);
@@ -358,7 +399,8 @@ static void mem_line(const char *name, pymem_type *type, const shape *s, long k,
 static void mem(long k) {
     obj **objs = calloc((size_t)k, sizeof *objs);
     if (objs == NULL) fail("calloc");
-    for (size_t i = 0; i < NSHAPES; i++) mem_line(shapes[i].name, shapes[i].type, &shapes[i], k, objs);
+    for (size_t i = 0; i < NSHAPES; i++)
+        if (!is_container(&shapes[i])) mem_line(shapes[i].name, shapes[i].type, &shapes[i], k, objs);
     /* An instance with nothing in it: its block is the header, the
        collector's links and the instance fields (the overhead measure). */
     pymem_type_spec spec;
@@ -371,7 +413,8 @@ static void mem(long k) {
 }
 
 int main(int argc, char **argv) {
-    const char *usage_text = "usage: bench_gc cycle2|ring|cycle2_slots|ring_slots|cycle2_host|ring_host garbage|live N\n"
+    const char *usage_text = "usage: bench_gc cycle2|ring|cycle2_slots|ring_slots|cycle2_host|ring_host|list_cycle2|list_ring|dict_cycle2\n"
+                             "                garbage|live N\n"
                              "       bench_gc mem [K]\n";
     if (argc < 2) {
         fputs(usage_text, stderr);

@@ -657,7 +657,10 @@ mod objects {
 /// (drop every outside reference, time one full collection that frees all
 /// N) and `live` (the structure kept reachable, one warm-up collection, then
 /// time a full collection that frees nothing). Automatic collection is
-/// disabled while building, as the peer does.
+/// disabled while building, as the peer does. Three more shapes are the
+/// containers programs are made of (issue 10), built the same way on both
+/// sides: `list_cycle2` (`a = []; b = [a]; a.append(b)`), `list_ring`
+/// (lists `[prev, next]`) and `dict_cycle2` (`a['x'] = b; b['x'] = a`).
 /// - pymem: xtask/c/bench_gc.c, built into target/bench/bench_gc; instances
 ///   of host types with attributes (values inline), for `_slots` host types
 ///   declared with slots (CPython's __slots__: a fixed place per name). Two
@@ -691,7 +694,17 @@ mod gc {
     /// The N of the peer baseline.
     const NS: [u64; 2] = [100_000, 1_000_000];
     const MODES: [&str; 2] = ["garbage", "live"];
-    const SHAPES: [&str; 6] = ["cycle2", "ring", "cycle2_slots", "ring_slots", "cycle2_host", "ring_host"];
+    const SHAPES: [&str; 9] = [
+        "cycle2",
+        "ring",
+        "cycle2_slots",
+        "ring_slots",
+        "cycle2_host",
+        "ring_host",
+        "list_cycle2",
+        "list_ring",
+        "dict_cycle2",
+    ];
     /// The peer's shapes (shared/peers/gc_bench.py), which the target is about.
     fn is_peer_shape(shape: &str) -> bool {
         !shape.ends_with("_host")
@@ -761,6 +774,32 @@ def build_ring(n, cls):
     return head
 
 
+def build_list_cycle2(n):
+    out = []
+    for _ in range(n // 2):
+        a = []; b = [a]; a.append(b)
+        out.append(a)
+    return out            # holds one member of each pair
+
+
+def build_list_ring(n):
+    head = [None, None]; head[0] = head[1] = head
+    tail = head
+    for _ in range(n - 1):
+        x = [tail, None]; tail[1] = x; tail = x
+    tail[1] = head; head[0] = tail
+    return head
+
+
+def build_dict_cycle2(n):
+    out = []
+    for _ in range(n // 2):
+        a = {}; b = {}
+        a['x'] = b; b['x'] = a
+        out.append(a)
+    return out            # holds one member of each pair
+
+
 SHAPES = {
     "cycle2": lambda n: build_cycle2(n, Node),
     "ring": lambda n: build_ring(n, DNode),
@@ -770,6 +809,10 @@ SHAPES = {
     # __slots__ classes are their reference.
     "cycle2_host": lambda n: build_cycle2(n, NodeS),
     "ring_host": lambda n: build_ring(n, DNodeS),
+    # The containers programs are made of (issue 10): lists and dicts.
+    "list_cycle2": build_list_cycle2,
+    "list_ring": build_list_ring,
+    "dict_cycle2": build_dict_cycle2,
 }
 
 

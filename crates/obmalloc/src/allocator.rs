@@ -184,12 +184,23 @@ impl Allocator {
     /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
-        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
-            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
-                return Ok(block);
-            }
+        if let Some(block) = self.malloc_kind_fast(n, kind) {
+            return Ok(block);
         }
         self.alloc_kind(n, kind)
+    }
+
+    /// [`Allocator::malloc_kind`]'s fast path alone: a block from the first
+    /// pool in use of its size class, or `None`, with nothing changed, when
+    /// the slow path is needed (no pool in use, a large size). For callers
+    /// whose own fast path has no error handling; they retry with
+    /// `malloc_kind` on `None`.
+    #[inline(always)]
+    pub fn malloc_kind_fast(&mut self, n: usize, kind: BlockKind) -> Option<NonNull<u8>> {
+        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
+            return self.alloc_from_used_pool(ring_of(kind, class_of(n)));
+        }
+        None
     }
 
     /// Allocates an object block (see [`Allocator::malloc_kind`]).
@@ -478,6 +489,32 @@ impl Allocator {
             return Ok(());
         }
         self.free_kind_slow(p, kind)
+    }
+
+    /// [`Allocator::free_kind`]'s fast path alone: frees `p` when the arena
+    /// cache knows it as a live block of `kind` and the free changes no
+    /// pool's state (the pool neither was full nor becomes empty). Returns
+    /// false, with nothing changed, otherwise; the caller then uses
+    /// `free_kind`. For callers whose own fast path has no error handling
+    /// and runs none of the pool and arena bookkeeping.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    #[inline(always)]
+    pub fn free_kind_fast(&mut self, p: *mut u8, kind: BlockKind) -> bool {
+        let Some((pool, index)) = self.cached_live_block(p as usize, kind) else { return false };
+        // SAFETY: block `index` of `pool` is allocated and starts at `p`
+        // (just validated), so it is ours to thread on the free list.
+        unsafe {
+            let m = &mut *pool;
+            let head = m.freeblock;
+            if head.is_null() || m.count == 1 {
+                return false;
+            }
+            m.mark_free(index);
+            *(p as *mut *mut u8) = head;
+            m.freeblock = p;
+            m.count -= 1;
+        }
+        true
     }
 
     #[cold]

@@ -330,6 +330,27 @@ pub(crate) fn teardown_host_objects(rt: &Runtime) {
 /// `rt` is NULL or a live runtime; `o` may be any value (validated).
 #[no_mangle]
 pub unsafe extern "C" fn pymem_incref(rt: *mut Runtime, o: *mut Object) -> Status {
+    // The fast path: the owner's call on an object the validation cache
+    // knows. It cannot fail or panic and frees nothing, so it needs neither
+    // the boundary's unwinding guard nor the after-call work; everything
+    // else takes the full boundary.
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    if let Some(r) = unsafe { rt.as_ref() } {
+        // SAFETY: the caller owns the runtime: no other borrow of its state.
+        if r.owned_for_refcount() && unsafe { r.state_mut() }.heap.incref_if_cached(o as *const u8) {
+            return Status::PYMEM_OK;
+        }
+    }
+    // SAFETY: as this function's.
+    unsafe { incref_checked(rt, o) }
+}
+
+/// `pymem_incref` through the boundary, with full validation.
+///
+/// # Safety
+/// As `pymem_incref`.
+#[inline(never)]
+unsafe fn incref_checked(rt: *mut Runtime, o: *mut Object) -> Status {
     ffi_boundary!(object Refcount rt, "pymem_incref", |state| {
         let o = arg(&state.heap, o, "o")?;
         state.heap.incref(o);
@@ -347,6 +368,27 @@ pub unsafe extern "C" fn pymem_incref(rt: *mut Runtime, o: *mut Object) -> Statu
 /// `rt` is NULL or a live runtime; `o` may be any value (validated).
 #[no_mangle]
 pub unsafe extern "C" fn pymem_decref(rt: *mut Runtime, o: *mut Object) -> Status {
+    // The fast path, as pymem_incref's: a known object that survives the
+    // decref (or is immortal), or an int or a float that dies (nothing to
+    // follow up). Any other freeing goes through the full boundary, whose
+    // after-call work runs what the freeing queued.
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    if let Some(r) = unsafe { rt.as_ref() } {
+        // SAFETY: the caller owns the runtime: no other borrow of its state.
+        if r.owned_for_refcount() && unsafe { r.state_mut() }.heap.decref_if_cached_simple(o as *const u8) {
+            return Status::PYMEM_OK;
+        }
+    }
+    // SAFETY: as this function's.
+    unsafe { decref_checked(rt, o) }
+}
+
+/// `pymem_decref` through the boundary, with full validation.
+///
+/// # Safety
+/// As `pymem_decref`.
+#[inline(never)]
+unsafe fn decref_checked(rt: *mut Runtime, o: *mut Object) -> Status {
     ffi_boundary!(object Refcount rt, "pymem_decref", |state| {
         match state.heap.lookup(o as *const u8) {
             Some(o) => {
@@ -440,6 +482,29 @@ pub unsafe extern "C" fn pymem_bool(rt: *mut Runtime, v: c_int, out: *mut *mut O
 /// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_int_new(rt: *mut Runtime, v: i64, out: *mut *mut Object) -> Status {
+    // The fast path (see pymem_incref): a small int or a block from a pool
+    // in use; ints are never tracked, so nothing follows the call.
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    if let Some(r) = unsafe { rt.as_ref() } {
+        if r.owned_by_caller() && !out.is_null() {
+            // SAFETY: the caller owns the runtime: no other borrow of its state.
+            if let Some(o) = unsafe { r.state_mut() }.heap.int_new_if_fast(v) {
+                // SAFETY: `out` is non-null and writable (API contract).
+                unsafe { *out = o.as_ptr().cast() };
+                return Status::PYMEM_OK;
+            }
+        }
+    }
+    // SAFETY: as this function's.
+    unsafe { int_new_checked(rt, v, out) }
+}
+
+/// `pymem_int_new` through the boundary.
+///
+/// # Safety
+/// As `pymem_int_new`.
+#[inline(never)]
+unsafe fn int_new_checked(rt: *mut Runtime, v: i64, out: *mut *mut Object) -> Status {
     ffi_boundary!(object Full rt, "pymem_int_new", |state| {
         require(out, "out")?;
         give(out, state.heap.int_new(v)?);
@@ -469,6 +534,28 @@ pub unsafe extern "C" fn pymem_int_value(rt: *mut Runtime, o: *mut Object, out: 
 /// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_float_new(rt: *mut Runtime, v: f64, out: *mut *mut Object) -> Status {
+    // The fast path (see pymem_int_new): the free list or a pool in use.
+    // SAFETY: the C caller passes NULL or a live runtime (API contract).
+    if let Some(r) = unsafe { rt.as_ref() } {
+        if r.owned_by_caller() && !out.is_null() {
+            // SAFETY: the caller owns the runtime: no other borrow of its state.
+            if let Some(o) = unsafe { r.state_mut() }.heap.float_new_if_fast(v) {
+                // SAFETY: `out` is non-null and writable (API contract).
+                unsafe { *out = o.as_ptr().cast() };
+                return Status::PYMEM_OK;
+            }
+        }
+    }
+    // SAFETY: as this function's.
+    unsafe { float_new_checked(rt, v, out) }
+}
+
+/// `pymem_float_new` through the boundary.
+///
+/// # Safety
+/// As `pymem_float_new`.
+#[inline(never)]
+unsafe fn float_new_checked(rt: *mut Runtime, v: f64, out: *mut *mut Object) -> Status {
     ffi_boundary!(object Full rt, "pymem_float_new", |state| {
         require(out, "out")?;
         give(out, state.heap.float_new(v)?);

@@ -1,6 +1,7 @@
 //! dict: CPython's compact, insertion-ordered dict.
 //!
-//! One `Internal` block holds a sparse index table (`size` i32 slots,
+//! One `Internal` block holds a sparse index table (`size` slots of 1, 2 or
+//! 4 bytes, as few as can number the entries, as CPython's `DK_IXSIZE`:
 //! `EMPTY`, `DUMMY` for a deleted slot, or an entry number) followed by a
 //! dense entries array (`usable = size * 2/3` entries of hash, key, value) in
 //! insertion order. Lookup probes the index table with CPython's perturbed
@@ -35,28 +36,77 @@ struct Entry {
     value: *mut ObjHeader,
 }
 
-/// The table of a dict (inside the dict object).
+/// The table of a dict (inside the dict object). The counters are 32-bit so
+/// that a dict object is 56 bytes: one 64-byte size class, each object on a
+/// cache line of its own (the collector reads its header, links and table
+/// pointer with one line); a table is at most 2^31 slots.
 #[repr(C)]
 pub(crate) struct DictTable {
-    /// Index slots (a power of two), 0 before the first insertion.
-    size: usize,
-    used: usize,
-    nentries: usize,
-    usable: usize,
     mem: *mut u8,
+    /// Index slots (a power of two), 0 before the first insertion.
+    size: u32,
+    used: u32,
+    nentries: u32,
+    usable: u32,
 }
+
+/// The width in bytes of one index slot of a table of `size` slots: the
+/// smallest signed integer that holds every entry number and the two marks
+/// (1 byte up to 128 slots, whose 85 entries number below 127).
+#[inline(always)]
+fn index_width(size: usize) -> usize {
+    if size <= 128 {
+        1
+    } else if size <= 1 << 15 {
+        2
+    } else {
+        4
+    }
+}
+
+/// The largest table: its entry numbers fit an i32, its counters a u32.
+const MAX_SIZE: usize = 1 << 31;
+
+/// The integer type of a table's index slots. The loops that read slots
+/// (probing, reinserting) are instantiated once per width, so the width
+/// is chosen once per call, not once per slot.
+trait IndexSlot {
+    /// # Safety
+    /// `mem` is a table of this width with more than `slot` slots.
+    unsafe fn read(mem: *const u8, slot: usize) -> i32;
+    /// # Safety
+    /// As `read`; `ix` fits this width (see `index_width`).
+    unsafe fn write(mem: *mut u8, slot: usize, ix: i32);
+}
+
+macro_rules! index_slot {
+    ($t:ty) => {
+        impl IndexSlot for $t {
+            #[inline(always)]
+            unsafe fn read(mem: *const u8, slot: usize) -> i32 {
+                // SAFETY: contract.
+                unsafe { *(mem as *const $t).add(slot) as i32 }
+            }
+            #[inline(always)]
+            unsafe fn write(mem: *mut u8, slot: usize, ix: i32) {
+                // SAFETY: contract; the narrowing keeps `ix` (it fits).
+                unsafe { *(mem as *mut $t).add(slot) = ix as $t }
+            }
+        }
+    };
+}
+index_slot!(i8);
+index_slot!(i16);
+index_slot!(i32);
 
 impl DictTable {
     pub(crate) const EMPTY: DictTable = DictTable { size: 0, used: 0, nentries: 0, usable: 0, mem: ptr::null_mut() };
 
-    fn indices(&self) -> *mut i32 {
-        self.mem as *mut i32
-    }
-
     fn entries(&self) -> *mut Entry {
+        let size = self.size as usize;
         // SAFETY: the entries follow the `size` index slots in the block
-        // (size * 4 is a multiple of 8 for size >= 8, so they are aligned).
-        unsafe { self.mem.add(self.size * 4) as *mut Entry }
+        // (size * width is a multiple of 8 for size >= 8, so they are aligned).
+        unsafe { self.mem.add(size * index_width(size)) as *mut Entry }
     }
 
     // Object memory is not part of any Rust borrow (objects are shared
@@ -67,14 +117,24 @@ impl DictTable {
         unsafe { &mut *self.entries().add(i) }
     }
 
-    fn index(&self, slot: usize) -> i32 {
-        // SAFETY: callers pass `slot < size`.
-        unsafe { *self.indices().add(slot) }
+    /// Writes an entry number (< 2^31, narrowed to the table's width, which
+    /// holds it: see `index_width`) or a mark.
+    #[inline(always)]
+    fn set_index(&self, slot: usize, ix: i32) {
+        // SAFETY: callers pass `slot < size`; the slots have the width of
+        // the table's size.
+        unsafe {
+            match index_width(self.size as usize) {
+                1 => i8::write(self.mem, slot, ix),
+                2 => i16::write(self.mem, slot, ix),
+                _ => i32::write(self.mem, slot, ix),
+            }
+        }
     }
 
-    fn set_index(&self, slot: usize, ix: i32) {
-        // SAFETY: callers pass `slot < size`.
-        unsafe { *self.indices().add(slot) = ix };
+    /// Bytes of the block of a table of `size` slots.
+    fn bytes_for(size: usize) -> usize {
+        size * index_width(size) + Self::capacity(size) * std::mem::size_of::<Entry>()
     }
 
     /// Entry capacity of a table of `size` slots.
@@ -88,7 +148,7 @@ impl DictTable {
         if self.mem.is_null() {
             return 0;
         }
-        self.size * 4 + Self::capacity(self.size) * std::mem::size_of::<Entry>()
+        Self::bytes_for(self.size as usize)
     }
 }
 
@@ -116,17 +176,27 @@ impl Heap {
     }
 
     pub fn dict_len(&self, d: Obj) -> ObjResult<usize> {
-        Ok(self.table(d)?.used)
+        Ok(self.table(d)?.used as usize)
     }
 
     /// Probes for `key` (with its `hash`).
     fn probe(&self, t: &DictTable, key: Obj, hash: i64) -> ObjResult<Probe> {
-        let mask = t.size - 1;
+        match index_width(t.size as usize) {
+            1 => self.probe_slots::<i8>(t, key, hash),
+            2 => self.probe_slots::<i16>(t, key, hash),
+            _ => self.probe_slots::<i32>(t, key, hash),
+        }
+    }
+
+    #[inline(always)]
+    fn probe_slots<I: IndexSlot>(&self, t: &DictTable, key: Obj, hash: i64) -> ObjResult<Probe> {
+        let mask = t.size as usize - 1;
         let mut perturb = hash as u64;
         let mut slot = hash as u64 as usize & mask;
         let mut first_free: Option<usize> = None;
         loop {
-            let ix = t.index(slot);
+            // SAFETY: `slot <= mask < size`, and `I` is the table's width.
+            let ix = unsafe { I::read(t.mem, slot) };
             if ix == EMPTY {
                 return Ok(Probe::Missing { slot: first_free.unwrap_or(slot) });
             }
@@ -174,7 +244,7 @@ impl Heap {
         };
         if needs_room {
             // CPython's GROWTH_RATE: a table of at least `used * 3` slots.
-            let used = self.table(d)?.used;
+            let used = self.table(d)?.used as usize;
             self.dict_resize(d, used * 3)?;
         }
         let t = self.table(d)?;
@@ -188,7 +258,7 @@ impl Heap {
                 self.decref(unsafe { Obj::new_unchecked(old) });
             }
             Probe::Missing { slot } => {
-                let n = t.nentries;
+                let n = t.nentries as usize;
                 *t.entry(n) = Entry { hash, key: key.as_ptr(), value: value.as_ptr() };
                 t.set_index(slot, n as i32);
                 t.nentries += 1;
@@ -231,7 +301,7 @@ impl Heap {
     /// `(key, value)`, and `*pos` moved past it; `None` at the end.
     pub fn dict_next(&self, d: Obj, pos: &mut usize) -> ObjResult<Option<(Obj, Obj)>> {
         let t = self.table(d)?;
-        while *pos < t.nentries {
+        while *pos < t.nentries as usize {
             let e = *t.entry(*pos);
             *pos += 1;
             if !e.key.is_null() {
@@ -247,43 +317,59 @@ impl Heap {
     fn dict_resize(&mut self, d: Obj, min_slots: usize) -> ObjResult<()> {
         let mut size = MIN_SIZE;
         while size < min_slots {
-            size = size.checked_mul(2).ok_or(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
-                requested: usize::MAX,
-                reason: "dict too large",
-            }))?;
+            size *= 2;
+            if size > MAX_SIZE {
+                return Err(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
+                    requested: usize::MAX,
+                    reason: "dict too large",
+                }));
+            }
         }
         let usable = DictTable::capacity(size);
-        let bytes = size * 4 + usable * std::mem::size_of::<Entry>();
-        let mem = self.alloc.malloc_kind(bytes, BlockKind::Internal)?.as_ptr();
-        // SAFETY: `mem` holds `size` index slots; all start EMPTY (0xFF bytes).
-        unsafe { ptr::write_bytes(mem, 0xFF, size * 4) };
-        let mut new = DictTable { size, used: 0, nentries: 0, usable, mem };
+        let mem = self.alloc.malloc_kind(DictTable::bytes_for(size), BlockKind::Internal)?.as_ptr();
+        // SAFETY: `mem` holds `size` index slots; all start EMPTY (0xFF bytes
+        // are -1 at every width).
+        unsafe { ptr::write_bytes(mem, 0xFF, size * index_width(size)) };
+        // The casts hold: size <= MAX_SIZE = 2^31.
+        let mut new = DictTable { size: size as u32, used: 0, nentries: 0, usable: usable as u32, mem };
         let old = std::mem::replace(self.table(d)?, DictTable::EMPTY);
-        for i in 0..old.nentries {
-            let e = *old.entry(i);
-            if e.key.is_null() {
-                continue;
-            }
-            // Reinsert by hash alone: keys are distinct, so probe for EMPTY.
-            let mask = size - 1;
-            let mut perturb = e.hash as u64;
-            let mut slot = e.hash as u64 as usize & mask;
-            while new.index(slot) != EMPTY {
-                perturb >>= PERTURB_SHIFT;
-                slot = (slot.wrapping_mul(5).wrapping_add(perturb as usize).wrapping_add(1)) & mask;
-            }
-            let n = new.nentries;
-            *new.entry(n) = e;
-            new.set_index(slot, n as i32);
-            new.nentries += 1;
-            new.used += 1;
-            new.usable -= 1;
+        match index_width(size) {
+            1 => reinsert::<i8>(&old, &mut new),
+            2 => reinsert::<i16>(&old, &mut new),
+            _ => reinsert::<i32>(&old, &mut new),
         }
         if !old.mem.is_null() {
             let _ = self.alloc.free_kind(old.mem, BlockKind::Internal);
         }
         *self.table(d)? = new;
         Ok(())
+    }
+}
+
+/// Moves the live entries of `old` into the empty table `new` (of width
+/// `I`), compacting holes: by hash alone, as keys are distinct, each goes
+/// to the first EMPTY slot of its probe sequence.
+fn reinsert<I: IndexSlot>(old: &DictTable, new: &mut DictTable) {
+    let mask = new.size as usize - 1;
+    for i in 0..old.nentries as usize {
+        let e = *old.entry(i);
+        if e.key.is_null() {
+            continue;
+        }
+        let mut perturb = e.hash as u64;
+        let mut slot = e.hash as u64 as usize & mask;
+        // SAFETY: `slot <= mask < size`, and `I` is the new table's width.
+        while unsafe { I::read(new.mem, slot) } != EMPTY {
+            perturb >>= PERTURB_SHIFT;
+            slot = (slot.wrapping_mul(5).wrapping_add(perturb as usize).wrapping_add(1)) & mask;
+        }
+        let n = new.nentries as usize;
+        *new.entry(n) = e;
+        // SAFETY: as above; `n` < usable < 2^31 fits the width.
+        unsafe { I::write(new.mem, slot, n as i32) };
+        new.nentries += 1;
+        new.used += 1;
+        new.usable -= 1;
     }
 }
 
@@ -295,7 +381,7 @@ pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, 
     let t = std::mem::replace(unsafe { &mut body::<DictObj>(d).table }, DictTable::EMPTY);
     let mem = t.mem;
     let entries = t.entries();
-    let live = (0..t.nentries).filter_map(move |i| {
+    let live = (0..t.nentries as usize).filter_map(move |i| {
         // SAFETY: `i < nentries`; the block stays allocated until the caller
         // frees it after the iteration.
         let e = unsafe { *entries.add(i) };
@@ -303,6 +389,26 @@ pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, 
         (!e.key.is_null()).then(|| unsafe { (Obj::new_unchecked(e.key), Obj::new_unchecked(e.value)) })
     });
     (mem, live)
+}
+
+/// Calls `visit(key, value)` for each live entry of a dict whose type is
+/// already known (the collector's traversal: no type check, no `Result`).
+///
+/// # Safety
+/// `d` is a live dict, and `visit` does not change it.
+#[inline(always)]
+pub(crate) unsafe fn dict_for_each_entry(d: Obj, mut visit: impl FnMut(Obj, Obj)) {
+    // SAFETY: contract: `d` has a dict's layout.
+    let t = unsafe { &body::<DictObj>(d).table };
+    let entries = t.entries();
+    for i in 0..t.nentries as usize {
+        // SAFETY: `i < nentries`.
+        let e = unsafe { *entries.add(i) };
+        if !e.key.is_null() {
+            // SAFETY: live entries hold live objects.
+            unsafe { visit(Obj::new_unchecked(e.key), Obj::new_unchecked(e.value)) };
+        }
+    }
 }
 
 /// Empties a dict being freed: its references go to `out` (the caller drops

@@ -30,16 +30,20 @@ impl Heap {
         match self.type_id(o) {
             type_ids::TUPLE => self.tuple_items(o).iter().for_each(|&c| visit(c)),
             type_ids::LIST => {
-                if let Ok(items) = self.list_items(o) {
-                    items.iter().for_each(|&c| visit(c));
-                }
+                // SAFETY: `o` is a list, per its type id; the collector's
+                // visits touch the children's marks and links, never the
+                // items.
+                let items = unsafe { crate::list::list_items_of(o) };
+                items.iter().for_each(|&c| visit(c));
             }
             type_ids::DICT => {
-                let mut pos = 0;
-                while let Ok(Some((k, v))) = self.dict_next(o, &mut pos) {
+                let both = |k, v| {
                     visit(k);
                     visit(v);
-                }
+                };
+                // SAFETY: `o` is a dict, per its type id; as for lists, the
+                // visits never change its table.
+                unsafe { crate::dict::dict_for_each_entry(o, both) };
             }
             type_ids::MODULE | type_ids::FUNCTION => {
                 if let Some(name) = self.object_name(o) {
@@ -123,8 +127,9 @@ impl Heap {
     pub fn free_garbage(&mut self, garbage: &GcList) {
         let mut dropped = std::mem::take(&mut self.clear_buffer);
         for o in garbage.iter() {
-            if self.type_id(o) >= type_ids::FIRST_HOST_TYPE {
-                // The commonest case, without the buffer: an instance's
+            let type_id = self.type_id(o);
+            if type_id >= type_ids::FIRST_HOST_TYPE {
+                // The commonest cases, without the buffer: an instance's
                 // values cannot move while its references are dropped.
                 // SAFETY: an instance of a host type, garbage.
                 let inst = unsafe { body::<InstanceObj>(o) };
@@ -133,6 +138,34 @@ impl Heap {
                     if let Some(child) = unsafe { (*inst.values.add(i)).take() } {
                         self.drop_garbage_reference(child);
                     }
+                }
+                continue;
+            }
+            if type_id == type_ids::LIST {
+                // The list is emptied first (its length 0, its item array
+                // kept for the deallocation to free): what the dropped
+                // references free is never garbage, so it cannot look at it.
+                // SAFETY: a list, garbage.
+                let (items, len) = unsafe {
+                    let l = body::<ListObj>(o);
+                    (l.items, std::mem::replace(&mut l.len, 0))
+                };
+                for i in 0..len {
+                    // SAFETY: `i < len`: the array held `len` references.
+                    self.drop_garbage_reference(unsafe { *items.add(i) });
+                }
+                continue;
+            }
+            if type_id == type_ids::DICT {
+                // The table leaves the dict first (it is empty from here
+                // on), its references are dropped, then it is freed.
+                let (mem, entries) = crate::dict::dict_detach_table(o);
+                for (k, v) in entries {
+                    self.drop_garbage_reference(k);
+                    self.drop_garbage_reference(v);
+                }
+                if !mem.is_null() {
+                    let _ = self.alloc.free_kind(mem, obmalloc::BlockKind::Internal);
                 }
                 continue;
             }
@@ -159,8 +192,11 @@ impl Heap {
                 // No longer on any list: dealloc does not unlink it.
                 h.flags &= !(flags::TRACKED | flags::COLLECTING | flags::UNREACHABLE);
                 freed += 1;
-                if self.type_id(o) >= type_ids::FIRST_HOST_TYPE {
+                let type_id = self.type_id(o);
+                if type_id >= type_ids::FIRST_HOST_TYPE {
                     self.free_emptied_instance(o);
+                } else if type_id == type_ids::LIST || type_id == type_ids::DICT {
+                    self.free_emptied_container(o);
                 } else {
                     self.dealloc(o);
                 }

@@ -477,6 +477,108 @@ impl Heap {
         None
     }
 
+    /// incref of a pointer the validation cache knows: the whole call for
+    /// the common case, with no error path. Returns false (nothing done)
+    /// when `p` is not in the cache; the caller then validates it fully.
+    #[inline(always)]
+    pub fn incref_if_cached(&mut self, p: *const u8) -> bool {
+        let addr = p as usize;
+        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
+            return false;
+        }
+        // SAFETY: the cache only holds live objects (see `valid_cache`).
+        self.incref(unsafe { NonNull::new_unchecked(p as *mut ObjHeader) });
+        true
+    }
+
+    /// decref of a pointer the validation cache knows, when it leaves the
+    /// caller nothing to do after it: an immortal object, a count above 1,
+    /// or the death of an int or a float (no references, no weak
+    /// references, never tracked: nothing is queued) that goes to the float
+    /// free list or back to its pool without a pool state change. The
+    /// common cases, with no error path and no allocator bookkeeping (so
+    /// nothing that could panic outside the boundary's guard). Returns
+    /// false (nothing done) otherwise.
+    #[inline(always)]
+    pub fn decref_if_cached_simple(&mut self, p: *const u8) -> bool {
+        let addr = p as usize;
+        if self.valid_cache[valid_slot(addr)].get() != addr || addr == 0 {
+            return false;
+        }
+        // SAFETY: the cache only holds live objects (see `valid_cache`).
+        let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
+        // SAFETY: as above.
+        let h = unsafe { header(o) };
+        if h.flags & flags::IMMORTAL != 0 {
+            return true;
+        }
+        if h.refcnt > 1 {
+            h.refcnt -= 1;
+            return true;
+        }
+        if h.type_id == type_ids::FLOAT && self.free_floats.len < self.config.float_free_list {
+            self.forget_valid(o);
+            h.refcnt = 0;
+            h.flags |= flags::DEAD;
+            // SAFETY: a float with count zero, never tracked, on no list.
+            unsafe { self.free_floats.push(o) };
+            return true;
+        }
+        if (h.type_id == type_ids::INT || h.type_id == type_ids::FLOAT)
+            && self.alloc.free_kind_fast(p as *mut u8, obmalloc::BlockKind::Object)
+        {
+            self.forget_valid(o);
+            return true;
+        }
+        false
+    }
+
+    /// `int_new` when it needs neither the allocator's slow path nor an
+    /// error: a small int, or a block from a pool in use. `None` (nothing
+    /// changed) sends the caller to `int_new`.
+    #[inline(always)]
+    pub fn int_new_if_fast(&mut self, v: i64) -> Option<Obj> {
+        if !self.ready {
+            return None;
+        }
+        if v >= self.config.small_int_min && v <= self.config.small_int_max {
+            return self.small_ints.get((v - self.config.small_int_min) as usize).copied();
+        }
+        let block = self.alloc.malloc_kind_fast(size_of::<crate::object::IntObj>(), obmalloc::BlockKind::Object)?;
+        let o = block.cast::<ObjHeader>();
+        // SAFETY: a fresh object block of an int's size.
+        unsafe {
+            o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::INT, flags: 0 });
+            body::<crate::object::IntObj>(o).value = v;
+        }
+        self.remember_valid(o);
+        Some(o)
+    }
+
+    /// `float_new` when it needs neither the allocator's slow path nor an
+    /// error: from the free list, or a block from a pool in use.
+    #[inline(always)]
+    pub fn float_new_if_fast(&mut self, v: f64) -> Option<Obj> {
+        if !self.ready {
+            return None;
+        }
+        let o = match self.free_floats.pop() {
+            Some(o) => Self::revive(o, type_ids::FLOAT, false),
+            None => {
+                let block =
+                    self.alloc.malloc_kind_fast(size_of::<crate::object::FloatObj>(), obmalloc::BlockKind::Object)?;
+                let o = block.cast::<ObjHeader>();
+                // SAFETY: a fresh object block of a float's size.
+                unsafe { o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::FLOAT, flags: 0 }) };
+                o
+            }
+        };
+        // SAFETY: a float's block.
+        unsafe { body::<crate::object::FloatObj>(o).value = v };
+        self.remember_valid(o);
+        Some(o)
+    }
+
     /// Clears `o` from the validation cache: it is dying.
     #[inline(always)]
     fn forget_valid(&self, o: Obj) {
@@ -938,6 +1040,37 @@ impl Heap {
             }
             self.free_block(o);
         }
+    }
+
+    /// Frees a list or a dict that the collector's sweep emptied
+    /// (`Heap::free_garbage`: a list's length is 0 with its item array still
+    /// there, a dict has no table) and that is on no list: the item array,
+    /// then the object onto its free list or back to the allocator. Lists
+    /// and dicts take no weak references, so there are none to clear.
+    pub(crate) fn free_emptied_container(&mut self, o: Obj) {
+        self.forget_valid(o);
+        // SAFETY: for each arm, `o` has the layout of its type id, count zero.
+        unsafe {
+            if self.type_id(o) == type_ids::LIST {
+                let l = body::<ListObj>(o);
+                debug_assert_eq!(l.len, 0, "a swept list is empty");
+                if !l.items.is_null() {
+                    let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
+                }
+                l.items = ptr::null_mut();
+                l.cap = 0;
+                if self.free_lists.len < self.config.list_free_list {
+                    header(o).flags = flags::DEAD | flags::GC;
+                    self.free_lists.push(o);
+                    return;
+                }
+            } else if self.free_dicts.len < self.config.dict_free_list {
+                header(o).flags = flags::DEAD | flags::GC;
+                self.free_dicts.push(o);
+                return;
+            }
+        }
+        self.free_block(o);
     }
 
     /// Frees an instance without host callbacks whose values were all

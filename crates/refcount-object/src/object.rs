@@ -150,6 +150,12 @@ pub(crate) struct DictObj {
     pub(crate) table: crate::dict::DictTable,
 }
 
+// A list and a dict each fit one 64-byte size class: the blocks of that
+// class sit on cache-line boundaries (pools are 16 KiB aligned), so the
+// collector reads a container's header, links and item/table pointer with
+// one line.
+const _: () = assert!(std::mem::size_of::<ListObj>() <= 64 && std::mem::size_of::<DictObj>() <= 64);
+
 /// An instance of a host type: the host's payload bytes, then (when its
 /// type already had attribute names) its attribute values inline, in a
 /// values array indexed by the type's shared keys (CPython 3.11's split

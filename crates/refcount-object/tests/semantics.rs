@@ -619,10 +619,11 @@ mod size {
             let one = h.int_new(1).unwrap();
             list_of(h, &[one; 100])
         });
-        // CPython: {} 64, {'a': 1} 184. Ours: 72, then a table of 8 index
-        // slots (4 bytes each) and 5 entries (24 bytes each).
-        check(&mut h, "empty dict", &[72], |h| h.dict_new().unwrap());
-        check(&mut h, "dict of 1", &[72, 8 * 4 + 5 * 24], |h| {
+        // CPython: {} 64, {'a': 1} 184. Ours: 56, then a table of 8 index
+        // slots (1 byte each, as CPython's for tables up to 128 slots) and 5
+        // entries (24 bytes each).
+        check(&mut h, "empty dict", &[56], |h| h.dict_new().unwrap());
+        check(&mut h, "dict of 1", &[56, 8 + 5 * 24], |h| {
             let d = h.dict_new().unwrap();
             let (k, v) = (s(h, "a"), h.int_new(1).unwrap());
             h.dict_set(d, k, v).unwrap();
@@ -630,7 +631,7 @@ mod size {
         });
         // The 6th insertion finds no room: the table is rebuilt with at least
         // 5 * 3 slots, 16 slots and 10 entries (CPython's GROWTH_RATE).
-        check(&mut h, "dict of 6", &[72, 16 * 4 + 10 * 24], |h| {
+        check(&mut h, "dict of 6", &[56, 16 + 10 * 24], |h| {
             let d = h.dict_new().unwrap();
             for i in 0..6 {
                 let k = h.int_new(i).unwrap();
@@ -722,7 +723,7 @@ mod size {
         h.setattr(m, b"data", d).unwrap();
         // The module, its name, its attribute dict with one entry, the key
         // "data", then d's world.
-        let expect = 48 + (32 + 8 + 1) + (72 + 8 * 4 + 5 * 24) + (32 + 4 + 1) + h.deep_sizeof(d).unwrap();
+        let expect = 48 + (32 + 8 + 1) + (56 + 8 + 5 * 24) + (32 + 4 + 1) + h.deep_sizeof(d).unwrap();
         assert_eq!(h.deep_sizeof(m).unwrap(), expect);
 
         h.list_pop(l, 3).map(|o| h.decref(o)).unwrap();
@@ -1003,6 +1004,44 @@ mod dict_order {
         let missing = h.int_new(301_000).unwrap();
         assert!(matches!(h.dict_get(d, missing), Err(ObjError::Key(_))));
         h.decref(missing);
+        h.decref(d);
+        assert_baseline(&mut h, base);
+    }
+
+    /// Index slots are 1, 2 or 4 bytes by table size (128 and 2^15 slots
+    /// are the limits): every key stays found across both widenings, and
+    /// entry numbers past each narrow width's range are stored whole.
+    #[test]
+    fn every_index_width_finds_every_key() {
+        let mut h = heap();
+        let base = blocks(&mut h);
+        let d = h.dict_new().unwrap();
+        let n = 30_000i64; // the last table: 65,536 slots, 4-byte indices
+        for k in 0..n {
+            let key = h.int_new(k * 31).unwrap();
+            h.dict_set(d, key, key).unwrap();
+            h.decref(key);
+            // Just past each limit of the narrower widths, all keys so far.
+            if k == 86 || k == 21_846 {
+                for j in 0..=k {
+                    let key = h.int_new(j * 31).unwrap();
+                    let v = h.dict_get(d, key).unwrap();
+                    assert_eq!(h.int_value(v).unwrap(), j * 31, "key {j} of {k}");
+                    h.decref(key);
+                }
+            }
+        }
+        assert_eq!(keys(&h, d), (0..n).map(|k| k * 31).collect::<Vec<_>>());
+        for k in (0..n).step_by(2) {
+            let key = h.int_new(k * 31).unwrap();
+            h.dict_del(d, key).unwrap();
+            h.decref(key);
+        }
+        for k in 0..n {
+            let key = h.int_new(k * 31).unwrap();
+            assert_eq!(h.dict_get(d, key).is_ok(), k % 2 == 1, "key {k} after the deletes");
+            h.decref(key);
+        }
         h.decref(d);
         assert_baseline(&mut h, base);
     }

@@ -115,6 +115,16 @@
 #define PYMEM_INSTANCE_PAYLOAD_OFFSET 48
 
 /**
+ * Marks a runtime accepts (`pymem_report_mark` refuses more).
+ */
+#define PYMEM_REPORT_MAX_MARKS 1024
+
+/**
+ * Longest mark label, in bytes.
+ */
+#define PYMEM_REPORT_MAX_LABEL 200
+
+/**
  * `pymem_config.geometry`: CPython 3.10+ on 64-bit, 16 KiB pools in 1 MiB arenas (default).
  */
 #define PYMEM_GEOMETRY_CPYTHON_310 0
@@ -1409,7 +1419,8 @@ pymem_status pymem_ns_who(struct pymem_runtime *rt,
  * Data/Info; IPython's layout), Size being the bytes reachable from the
  * variable (each object once, immortal objects excluded), then a total
  * line: the bytes reachable from all of them, shared objects counted once.
- * `*out_table` is freed with `pymem_string_free`.
+ * `*out_table` is freed with `pymem_string_free`. The runtime keeps the
+ * last answer for `pymem_report_html`, which draws it.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `out_table` is NULL (an error) or writable.
@@ -1445,6 +1456,8 @@ pymem_status pymem_ns_reset(struct pymem_runtime *rt,
  * objgraph's `find_backref_chain` finds them. For when a delete did not
  * bring the memory back. Host `traverse` callbacks run during the call,
  * restricted as in a collection. `*out` is freed with `pymem_string_free`.
+ * The runtime keeps the last answer for `pymem_report_html`, which draws
+ * the chains as a graph.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
@@ -1977,6 +1990,51 @@ pymem_status pymem_sizeof(struct pymem_runtime *rt, struct pymem_object *o, size
  * `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
  */
 pymem_status pymem_deep_sizeof(struct pymem_runtime *rt, struct pymem_object *o, size_t *out);
+
+/**
+ * Adds a labelled point to the report's timeline: the process's RSS and
+ * the allocator's bytes in use and reserved, now. From the first mark on,
+ * every collection adds a point too (before it, collections only record
+ * their pauses), so a host marks the steps of its story ("built", "after
+ * del", "after gc.collect()") and the report draws them. `label` is
+ * copied; it must be valid UTF-8 of 1 to `PYMEM_REPORT_MAX_LABEL` bytes
+ * (else `PYMEM_ERR_INVALID_ARGUMENT`; NULL: `PYMEM_ERR_NULL_ARGUMENT`).
+ * A runtime takes at most `PYMEM_REPORT_MAX_MARKS` marks
+ * (`PYMEM_ERR_INVALID_ARGUMENT` after); a failed call adds none. Thread
+ * rule: the runtime's owner thread only (`PYMEM_ERR_BUSY`); inside host
+ * callbacks as their rule allows (finalizers and gc callbacks may mark;
+ * traverse, clear and dealloc may not).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `label` is NULL or a C string.
+ */
+pymem_status pymem_report_mark(struct pymem_runtime *rt, const char *label);
+
+/**
+ * Writes the memory report of the runtime as one self-contained HTML page
+ * (inline CSS and SVG, no script, nothing fetched: it opens from disk):
+ * the timeline of RSS and bytes in use over the marks and collections
+ * (`pymem_report_mark`), the arena map (each arena a row, each pool a cell
+ * coloured by fill; empty, released and untouched pools distinct), the
+ * size classes of `pymem_debug_malloc_stats` as bars, the collector's
+ * generations and the pause of each of the last collections, the `%whos`
+ * table of the last `pymem_ns_whos` call with sizes as bars, the chains
+ * of the last `pymem_ns_why_alive` call drawn as a graph, and, when
+ * `cuda` is not NULL, the GPU cache's segments and blocks and its
+ * allocated/reserved timeline replayed from the allocation history
+ * (`pymem_cuda_record_history`). `*out` receives the page (UTF-8,
+ * NUL-terminated), freed with `pymem_string_free`; it is written only on
+ * success. A poisoned `cuda` cache gives `PYMEM_ERR_PANIC`. Thread rule:
+ * the runtime's owner thread only (`PYMEM_ERR_BUSY`); `cuda` may be used
+ * by other threads meanwhile (it is thread-safe).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `cuda` is NULL or a live cache; `out` is
+ * NULL (an error) or writable.
+ */
+pymem_status pymem_report_html(struct pymem_runtime *rt,
+                               const struct pymem_cuda_cache *cuda,
+                               char **out);
 
 /**
  * Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no

@@ -288,6 +288,18 @@ public:
         return std::string(text.get());
     }
 
+    /// pymem_report_mark: a labelled point on the memory report's timeline.
+    void report_mark(const char *label) const { check(pymem_report_mark(rt_, label), rt_); }
+
+    /// pymem_report_html, as a string: the memory report's page (`cuda`
+    /// may be NULL; with a cache, its segments and history are drawn too).
+    std::string report_html(const pymem_cuda_cache *cuda = nullptr) const {
+        char *raw = nullptr;
+        check(pymem_report_html(rt_, cuda, &raw), rt_);
+        detail::unique_cstring page(raw);
+        return std::string(page.get());
+    }
+
     /// pymem_release_free_arenas: the resident bytes given back.
     std::size_t release_free_arenas() const {
         std::size_t released = 0;

@@ -33,6 +33,10 @@
  *           tensor uses), memory_summary, an OOM under a memory fraction
  *           with PyTorch's message, and what the seed could not do:
  *           release_all, every byte back without ending the process.
+ *   report  the seed's story as one HTML page (pymem_report_html): a mark at
+ *           each step (built, del a, del of a cycle, gc.collect(), %reset),
+ *           %whos and why_alive on the way, a simulated GPU cache; the page
+ *           goes to $PYMEM_DEMO_REPORT (xtask sets it) and its path is printed.
  * Later parts of pymem add their sections to the table at the end.
  */
 #include <inttypes.h>
@@ -1014,6 +1018,108 @@ static int section_cuda(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Section report: the seed's story as an HTML page                    */
+/* ------------------------------------------------------------------ */
+
+/* The steps marked on the report's timeline, in order. xtask's browser
+ * check (test-all) expects exactly these labels: keep the two in step
+ * (xtask/src/demo.rs, REPORT_STEPS). */
+static const char *const report_steps[] = {
+    "start", "a, b, d, c built", "del a", "b.append(b); del b", "gc.collect()", "%reset",
+};
+
+/* The seed's walk with a mark at each step, %whos and why_alive asked on
+ * the way, a GPU story on a simulated device with its history recorded,
+ * then pymem_report_html written to $PYMEM_DEMO_REPORT (default
+ * pymem-report.html). $PYMEM_DEMO_REPORT_N scales the namespace down
+ * (ints and floats; strs are a tenth), for quick checks. */
+static int section_report(void) {
+    const char *path = getenv("PYMEM_DEMO_REPORT");
+    if (path == NULL || *path == '\0') path = "pymem-report.html";
+    long n = NS_N, m = NS_M;
+    const char *scale = getenv("PYMEM_DEMO_REPORT_N");
+    if (scale != NULL && atol(scale) > 0) {
+        n = atol(scale);
+        m = n / 10;
+    }
+    char buf[32];
+    printf("pymem %s: the seed's story as a report: memory climbing, staying up after del of a cycle,\n",
+           pymem_version());
+    printf("falling after gc.collect(), back to the OS after %%reset (%s ints and floats)\n", thousands((uint64_t)n, buf));
+    ns_rt = new_runtime();
+    pymem_object *ns = NULL, *b = NULL, *c = NULL, *keep = NULL;
+    NS_OK(pymem_ns_new(ns_rt, "__main__", PYMEM_NS_NOTEBOOK, &ns));
+    seed_module_and_function(ns_rt, ns_check, ns);
+    int64_t found = 0;
+    NS_OK(pymem_gc_collect(ns_rt, 2, &found));
+    NS_OK(pymem_report_mark(ns_rt, report_steps[0]));
+
+    seed_variables(ns_rt, ns_check, ns, n, m);
+    NS_OK(pymem_report_mark(ns_rt, report_steps[1]));
+    char *text = NULL;
+    NS_OK(pymem_ns_whos(ns_rt, ns, &text));
+    pymem_string_free(text);
+    /* _keep = [c], and the host holds c too: two more chains for why_alive. */
+    NS_OK(pymem_ns_get(ns_rt, ns, "c", &c));
+    NS_OK(pymem_list_new(ns_rt, &keep));
+    NS_OK(pymem_list_append(ns_rt, keep, c));
+    NS_OK(pymem_ns_set(ns_rt, ns, "_keep", keep));
+    NS_OK(pymem_decref(ns_rt, keep));
+    NS_OK(pymem_ns_why_alive(ns_rt, ns, "c", &text));
+    pymem_string_free(text);
+    NS_OK(pymem_ns_del(ns_rt, ns, "_keep"));
+    NS_OK(pymem_decref(ns_rt, c));
+
+    NS_OK(pymem_ns_del(ns_rt, ns, "a")); /* freed at once: reference counting */
+    NS_OK(pymem_report_mark(ns_rt, report_steps[2]));
+    NS_OK(pymem_ns_get(ns_rt, ns, "b", &b));
+    NS_OK(pymem_list_append(ns_rt, b, b)); /* b now holds itself: a cycle */
+    NS_OK(pymem_decref(ns_rt, b));
+    NS_OK(pymem_ns_del(ns_rt, ns, "b")); /* stays: only the collector can free a cycle */
+    NS_OK(pymem_report_mark(ns_rt, report_steps[3]));
+    NS_OK(pymem_gc_collect(ns_rt, 2, &found));
+    NS_OK(pymem_release_free_arenas(ns_rt, NULL));
+    NS_OK(pymem_report_mark(ns_rt, report_steps[4]));
+    pymem_reset_report r;
+    NS_OK(pymem_ns_reset(ns_rt, ns, NULL, &r));
+    NS_OK(pymem_report_mark(ns_rt, report_steps[5]));
+
+    /* The GPU part: a 1 GiB tensor and a small one, del, empty_cache. */
+    pymem_cuda_config cfg;
+    pymem_cuda_config_init(&cfg);
+    cfg.backend = PYMEM_CUDA_BACKEND_SIMULATED;
+    CUDA_OK(pymem_cuda_cache_new(&cfg, &gpu));
+    CUDA_OK(pymem_cuda_record_history(gpu, 1, 10000));
+    uint64_t x = 0, y = 0, z = 0;
+    CUDA_OK(pymem_cuda_malloc(gpu, 0, 1024ull * 1024 * 1024, 0, &x));
+    CUDA_OK(pymem_cuda_malloc(gpu, 0, 4 * 1000, 0, &y));
+    CUDA_OK(pymem_cuda_malloc(gpu, 0, 300ull * 1024 * 1024, 0, &z));
+    CUDA_OK(pymem_cuda_free(gpu, x));
+    CUDA_OK(pymem_cuda_empty_cache(gpu));
+    CUDA_OK(pymem_cuda_free(gpu, z));
+
+    char *html = NULL;
+    NS_OK(pymem_report_html(ns_rt, gpu, &html));
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fputs(html, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "demo: cannot write %s\n", path);
+        return 1;
+    }
+    printf("\n%zu bytes of HTML; %d marks: ", strlen(html), (int)(sizeof report_steps / sizeof report_steps[0]));
+    for (size_t i = 0; i < sizeof report_steps / sizeof report_steps[0]; i++)
+        printf("%s%s", i ? " | " : "", report_steps[i]);
+    printf("\nreport written to %s\n", path);
+    pymem_string_free(html);
+    CUDA_OK(pymem_cuda_free(gpu, y));
+    CUDA_OK(pymem_cuda_cache_free(gpu));
+    gpu = NULL;
+    NS_OK(pymem_decref(ns_rt, ns));
+    NS_OK(pymem_runtime_free(ns_rt));
+    ns_rt = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Section table                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -1031,6 +1137,8 @@ static const struct section sections[] = {
      section_namespaces},
     {"cuda", "GPU caching allocator: allocated vs reserved vs nvidia-smi, empty_cache, summary, release_all",
      section_cuda},
+    {"report", "the seed's story as an HTML page (pymem_report_html): timeline, arenas, gc, %whos, GPU",
+     section_report},
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

@@ -7,6 +7,10 @@
 //! starts with `RESULT ` are numbers for this side, which may set them
 //! against CPython (run as a `python3` subprocess) after the C part.
 //! Later parts of pymem add their sections to both tables.
+//!
+//! Section `report` writes the HTML memory report of the seed's walk
+//! (`pymem_report_html`) to target/demo/report.html, or to FILE with
+//! `--html FILE`, and prints its path.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -29,7 +33,14 @@ const SECTIONS: &[Section] = &[
     Section { name: "gc", after: gc_vs_cpython },
     Section { name: "namespaces", after: namespaces_vs_cpython },
     Section { name: "cuda", after: nothing_to_compare },
+    Section { name: "report", after: nothing_to_compare },
 ];
+
+/// The marks demo.c's section `report` puts on the timeline, in order
+/// (its `report_steps`): the browser check in test-all expects exactly
+/// these labels on the page.
+pub const REPORT_STEPS: &[&str] =
+    &["start", "a, b, d, c built", "del a", "b.append(b); del b", "gc.collect()", "%reset"];
 
 /// Sections whose C part is the whole story (no CPython run to set it against).
 fn nothing_to_compare(_: &Results) -> Result<(), String> {
@@ -46,26 +57,66 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
         }
         return Ok(());
     }
-    let chosen: Vec<&Section> = if args.is_empty() {
+    // `--html FILE`: where section `report` writes the page.
+    let mut html = None;
+    let mut names = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--html" {
+            html = Some(PathBuf::from(it.next().ok_or("--html needs a FILE")?));
+        } else if let Some(f) = a.strip_prefix("--html=") {
+            html = Some(PathBuf::from(f));
+        } else {
+            names.push(a.as_str());
+        }
+    }
+    let chosen: Vec<&Section> = if names.is_empty() {
         SECTIONS.iter().collect()
     } else {
-        args.iter()
+        names
+            .iter()
             .map(|a| {
-                SECTIONS.iter().find(|s| s.name == a.as_str()).ok_or_else(|| {
+                SECTIONS.iter().find(|s| s.name == *a).ok_or_else(|| {
                     let names: Vec<_> = SECTIONS.iter().map(|s| s.name).collect();
                     format!("unknown demo section {a:?} (sections: {})", names.join(", "))
                 })
             })
             .collect::<Result<_, _>>()?
     };
+    let html = absolute(html.unwrap_or_else(|| target_dir(root).join("demo/report.html")))?;
     build_release(root, None)?;
     let exe = build(root)?;
-    for section in chosen {
+    let env = [("PYMEM_DEMO_REPORT", html.display().to_string())];
+    for section in &chosen {
         println!("\n===== demo: {} {}", section.name, "=".repeat(60usize.saturating_sub(section.name.len())));
-        let results = run_c(root, &exe, section.name)?;
+        let results = run_c(root, &exe, section.name, &env)?;
         (section.after)(&results)?;
     }
+    if chosen.iter().any(|s| s.name == "report") {
+        println!("\nthe memory report (open it in a browser): {}", html.display());
+    }
     Ok(())
+}
+
+fn absolute(path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Ok(std::env::current_dir().map_err(|e| e.to_string())?.join(path))
+    }
+}
+
+/// Writes the report of the seed's walk to `path` (the release library
+/// already built), with `n` ints and floats (the seed's 10**7 when `None`):
+/// what test-all opens in Chromium.
+pub fn write_report(root: &Path, path: &Path, n: Option<u64>) -> Result<String, String> {
+    let exe = build(root)?;
+    let mut cmd = c_program(&exe, root);
+    cmd.arg("report").env("PYMEM_DEMO_REPORT", path);
+    if let Some(n) = n {
+        cmd.env("PYMEM_DEMO_REPORT_N", n.to_string());
+    }
+    output_checked(&mut cmd)
 }
 
 fn build(root: &Path) -> Result<PathBuf, String> {
@@ -86,9 +137,10 @@ fn build(root: &Path) -> Result<PathBuf, String> {
 
 /// Runs one section of demo.c, echoing its report as it comes and keeping
 /// its RESULT lines.
-fn run_c(root: &Path, exe: &Path, section: &str) -> Result<Results, String> {
+fn run_c(root: &Path, exe: &Path, section: &str, env: &[(&str, String)]) -> Result<Results, String> {
     let mut child = c_program(exe, root)
         .arg(section)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;

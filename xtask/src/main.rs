@@ -11,14 +11,18 @@
 //! cargo xtask bench reset [--runs N]
 //! cargo xtask bench cuda [--runs N] [--n N]
 //! cargo xtask bench [--runs N] [--no-ir]     all four benches
-//! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
+//! cargo xtask demo [SECTION...] [--list] [--html FILE]
+//!                                            the C-API demo (xtask/c/demo.c); section report writes the HTML report
 //! ```
 
 mod bench;
 mod bench_cuda;
+mod browser;
 mod demo;
 mod dist;
 mod header;
+mod packaging;
+mod report_check;
 mod test_all;
 mod util;
 
@@ -33,7 +37,8 @@ const USAGE: &str = "usage:
   cargo xtask bench reset [--runs N]                    namespace reset vs CPython's del + gc.collect()
   cargo xtask bench cuda [--runs N] [--n N]             GPU cache: cache-hit latency, reserved/allocated on a trace
   cargo xtask bench [--runs N] [--no-ir]                all four benches
-  cargo xtask demo [SECTION...] [--list]                run the C-API demo";
+  cargo xtask demo [SECTION...] [--list] [--html FILE]  run the C-API demo (section report writes the HTML
+                                                        memory report to FILE, default target/demo/report.html)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -24,7 +24,7 @@ use crate::util::{
     build_release, c_program, cargo, cpus, have, mkdir, output_checked, release_dir, run_logged, run_many, secs, show,
     tail, target_dir, workspace_version, write_file, Job, XTASK_CFLAGS,
 };
-use crate::{dist, header};
+use crate::{dist, header, packaging, report_check};
 
 /// Time limits per program run; a hung test fails instead of hanging CI.
 const NATIVE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -177,6 +177,9 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
 
     // 4-7: the header.
     r.step("cargo xtask header --check", || header::check(root));
+    r.step("pymem.h's PYMEM_VERSION_MAJOR/MINOR/PATCH == Cargo.toml's version", || {
+        packaging::header_version(root).map(|_| ())
+    });
     header_alone(&mut r, &work.join("header-check"));
     xtask_c_sources(&mut r);
 
@@ -188,6 +191,19 @@ pub fn cmd(root: &Path, args: &[String]) -> Result<(), String> {
         ffi_tests(&mut r);
         let dir = work.join("readme-example");
         r.step("README.md's C example builds (-Werror) and prints what it says", || readme_example(root, &dir));
+        r.step("libpymem.so exports only pymem_*, exactly pymem.h's functions (nm -D)", || {
+            packaging::exports(root).map(|_| ())
+        });
+        r.step("README.md's build-tree lines (no soname link made for them) give programs that start", || {
+            packaging::build_tree(root, &work.join("build-tree"))
+        });
+        // Fails, never skips, without Chromium: .ci/run installs it.
+        r.step("the seed's HTML report in headless Chromium: sections, marks, no console error, screenshot", || {
+            report_check::check(root, &work.join("report")).map(|_| ())
+        });
+        r.step("the browser check finds the faults of a broken copy of the page", || {
+            report_check::check_catches_faults(&work.join("report"))
+        });
         dist_check(&mut r, &work.join("dist-check"));
     } else {
         r.skip("ffi-tests and the dist check (no release build)");
@@ -382,7 +398,8 @@ fn ffi_tests(r: &mut Runner) {
 }
 
 /// `cargo xtask dist` into a scratch prefix, then a program built with
-/// pkg-config against it (shared and static), and the soname.
+/// pkg-config against it (shared and static), the CMake package, and the
+/// soname.
 fn dist_check(r: &mut Runner, work: &Path) {
     let root = r.root.clone();
     let prefix = work.join("prefix");
@@ -435,6 +452,10 @@ fn dist_check(r: &mut Runner, work: &Path) {
         Ok(())
     });
 
+    r.step("CMake: find_package(pymem) from a moved dist prefix; shared, static, C++ consumers run", || {
+        packaging::cmake_consumer(&root, &prefix, &work.join("cmake")).map(|_| ())
+    });
+
     let real = lib.join(format!("libpymem.so.{version}"));
     r.step(&format!("readelf -d lib/libpymem.so.{version}: SONAME libpymem.so.0"), || {
         let dynamic = output_checked(Command::new("readelf").arg("-d").arg(&real))?;
@@ -465,6 +486,18 @@ mod tests {
         std::fs::create_dir(root.join("ffi-tests")).unwrap();
         std::fs::write(root.join("ffi-tests/check.h"), "").unwrap();
         assert!(find_programs(&root).is_empty());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_folder_in_ffi_tests_is_not_a_program() {
+        // ffi-tests/cmake-consumer/ holds a CMake project with main.c.
+        let root = scratch("folder");
+        std::fs::create_dir_all(root.join("ffi-tests/cmake-consumer")).unwrap();
+        std::fs::write(root.join("ffi-tests/cmake-consumer/main.c"), "").unwrap();
+        std::fs::write(root.join("ffi-tests/a.c"), "").unwrap();
+        let names: Vec<String> = find_programs(&root).into_iter().map(|p| p.stem).collect();
+        assert_eq!(names, ["a"]);
         let _ = std::fs::remove_dir_all(&root);
     }
 

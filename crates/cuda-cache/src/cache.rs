@@ -208,6 +208,13 @@ impl CachingAllocator {
         Ok(self.device(device)?.history.entries_in_order())
     }
 
+    /// One device's segments in address order, each with its blocks (what
+    /// the snapshot's `segments` list holds, as data: for reports that draw
+    /// them).
+    pub fn segments(&self, device: usize) -> Result<Vec<SegmentView>, CacheError> {
+        Ok(self.device(device)?.segments())
+    }
+
     /// torch.cuda.memory_snapshot() as JSON: segments, device_traces,
     /// allocator_settings.
     pub fn snapshot_json(&self) -> Result<String, CacheError> {

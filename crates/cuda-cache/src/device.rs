@@ -46,7 +46,8 @@ pub(crate) struct Segment {
 }
 
 /// What a snapshot shows of a block.
-pub(crate) struct BlockView {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockView {
     pub size: u64,
     pub requested: u64,
     pub allocated: bool,
@@ -54,7 +55,8 @@ pub(crate) struct BlockView {
 }
 
 /// What a snapshot shows of a segment.
-pub(crate) struct SegmentView {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentView {
     pub address: u64,
     pub total_size: u64,
     pub stream: Stream,

@@ -58,6 +58,7 @@ mod stats;
 pub use backend::{Backend, BackendError, EventId, Stream};
 pub use cache::CachingAllocator;
 pub use config::{AllocatorConfig, ConfigError};
+pub use device::{BlockView, SegmentView};
 pub use driver::Driver;
 pub use error::CacheError;
 pub use history::{Action, TraceEntry};

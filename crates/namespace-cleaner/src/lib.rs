@@ -54,3 +54,5 @@ pub mod why;
 pub use namespace::{name_pattern, Binding, Namespaces, NOTEBOOK_FUNCTIONS};
 pub use reach::Reach;
 pub use regex::Regex;
+pub use table::{Whos, WhosRow};
+pub use why::{Chain, WhyAlive};

@@ -31,44 +31,70 @@ const COLSEP: usize = 3;
 const ELIDE_AT: usize = 50;
 const KEEP_EACH_END: usize = 25;
 
-/// One row of the table.
-struct Row {
-    name: String,
-    type_name: String,
-    size: String,
-    data: String,
+/// One row of the table, as data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhosRow {
+    pub name: String,
+    pub type_name: String,
+    /// Bytes reachable from the variable, each object once.
+    pub bytes: u64,
+    /// The Data/Info cell.
+    pub data: String,
+}
+
+/// The `%whos` table as data: what [`Namespaces::whos`] prints, for reports
+/// that draw it (the sizes as bars).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Whos {
+    /// One row per user variable, in sorted order.
+    pub rows: Vec<WhosRow>,
+    /// Bytes and objects reachable from all of them (their union).
+    pub total_bytes: u64,
+    pub total_objects: u64,
+}
+
+impl Whos {
+    /// The text of `%whos` (see the module docs).
+    pub fn to_text(&self) -> String {
+        if self.rows.is_empty() {
+            return "Interactive namespace is empty.\n".into();
+        }
+        let mut out = render(&self.rows);
+        let _ = writeln!(
+            out,
+            "Total: {} ({} bytes in {} objects) reachable from {} variable{}, each object counted once",
+            human_bytes(self.total_bytes),
+            thousands(self.total_bytes),
+            thousands(self.total_objects),
+            self.rows.len(),
+            if self.rows.len() == 1 { "" } else { "s" }
+        );
+        out
+    }
 }
 
 impl Namespaces {
     /// The `%whos` table of `ns` (see the module docs).
     pub fn whos(&self, heap: &mut Heap, ns: Obj) -> ObjResult<String> {
+        Ok(self.whos_rows(heap, ns)?.to_text())
+    }
+
+    /// The `%whos` table of `ns` as data.
+    pub fn whos_rows(&self, heap: &mut Heap, ns: Obj) -> ObjResult<Whos> {
         let bindings = self.user_bindings(heap, ns, None)?;
-        if bindings.is_empty() {
-            return Ok("Interactive namespace is empty.\n".into());
-        }
         let mut rows = Vec::with_capacity(bindings.len());
         let mut total = Reach::new();
         for b in &bindings {
             let bytes = Reach::new().add(heap, b.value)?;
             total.add(heap, b.value)?;
-            rows.push(Row {
+            rows.push(WhosRow {
                 name: String::from_utf8_lossy(heap.str_bytes(b.key)?).into_owned(),
                 type_name: heap.type_of(b.value).name().to_string(),
-                size: human_bytes(bytes),
+                bytes,
                 data: data_info(heap, b.value)?,
             });
         }
-        let mut out = render(&rows);
-        let _ = writeln!(
-            out,
-            "Total: {} ({} bytes in {} objects) reachable from {} variable{}, each object counted once",
-            human_bytes(total.bytes),
-            thousands(total.bytes),
-            thousands(total.objects),
-            rows.len(),
-            if rows.len() == 1 { "" } else { "s" }
-        );
-        Ok(out)
+        Ok(Whos { rows, total_bytes: total.bytes, total_objects: total.objects })
     }
 }
 
@@ -97,18 +123,19 @@ pub fn elide(text: &str) -> String {
     format!("{head}<...>{tail}")
 }
 
-fn render(rows: &[Row]) -> String {
-    let width = |label: &str, cell: fn(&Row) -> &str| {
-        rows.iter().map(|r| cell(r).chars().count()).max().unwrap_or(0).max(label.len()) + COLSEP
+fn render(rows: &[WhosRow]) -> String {
+    let sizes: Vec<String> = rows.iter().map(|r| human_bytes(r.bytes)).collect();
+    let width = |label: &str, cell: &dyn Fn(usize) -> usize| {
+        (0..rows.len()).map(cell).max().unwrap_or(0).max(label.len()) + COLSEP
     };
-    let var_w = width(VAR_LABEL, |r| &r.name);
-    let type_w = width(TYPE_LABEL, |r| &r.type_name);
-    let size_w = width(SIZE_LABEL, |r| &r.size);
+    let var_w = width(VAR_LABEL, &|i| rows[i].name.chars().count());
+    let type_w = width(TYPE_LABEL, &|i| rows[i].type_name.chars().count());
+    let size_w = width(SIZE_LABEL, &|i| sizes[i].chars().count());
     let mut out = String::new();
     let _ = writeln!(out, "{VAR_LABEL:<var_w$}{TYPE_LABEL:<type_w$}{SIZE_LABEL:<size_w$} {DATA_LABEL}");
     let _ = writeln!(out, "{}", "-".repeat(var_w + type_w + size_w + DATA_LABEL.len() + 1));
-    for r in rows {
-        let _ = writeln!(out, "{:<var_w$}{:<type_w$}{:<size_w$} {}", r.name, r.type_name, r.size, r.data);
+    for (r, size) in rows.iter().zip(&sizes) {
+        let _ = writeln!(out, "{:<var_w$}{:<type_w$}{:<size_w$} {}", r.name, r.type_name, size, r.data);
     }
     out
 }

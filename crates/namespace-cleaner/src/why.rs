@@ -51,11 +51,78 @@ struct DictRole {
     hidden: bool,
 }
 
+/// One chain of references: where it starts, then each step down to the
+/// object (`[3]`, `['key']`, `.__dict__`...). A chain of references held
+/// from outside by the object itself has no steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub root: String,
+    pub steps: Vec<String>,
+}
+
+impl Chain {
+    /// The chain as one path expression, as `why_alive` prints it.
+    pub fn to_text(&self) -> String {
+        let mut text = self.root.clone();
+        for step in &self.steps {
+            text.push_str(step);
+        }
+        text
+    }
+}
+
+/// The answer of `why_alive` as data, for reports that draw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WhyAlive {
+    /// `'name' in namespace 'ns' (type at 0x..., reference count n)`.
+    pub label: String,
+    /// The variable's name.
+    pub name: String,
+    /// Immortal objects have no chains to show.
+    pub immortal: bool,
+    /// The first [`MAX_CHAINS`] chains, shortest first.
+    pub chains: Vec<Chain>,
+    /// How many chains there are in all.
+    pub total: usize,
+}
+
+impl WhyAlive {
+    /// The text of `why_alive` (see the module docs).
+    pub fn to_text(&self) -> String {
+        if self.immortal {
+            return format!("{}\nis immortal: it is never freed, whatever refers to it.\n", self.label);
+        }
+        let mut out = format!(
+            "{}\nis kept alive by {}:\n",
+            self.label,
+            plural(self.total, "chain of references", "chains of references")
+        );
+        for chain in &self.chains {
+            let _ = writeln!(out, "  {}", chain.to_text());
+        }
+        if self.total > self.chains.len() {
+            let _ = writeln!(out, "  ... and {} more", self.total - self.chains.len());
+        }
+        if self.total == 0 {
+            out.push_str(
+                "  none from a namespace or the host: only reference cycles hold it, \
+                 and the next full collection frees it\n",
+            );
+        }
+        out
+    }
+}
+
 impl Namespaces {
     /// The referrer chains keeping `ns[name]` alive, as text (see the module
     /// docs). `host` reports the references host objects keep in their
     /// payloads (their `traverse`); it may not call back into the runtime.
     pub fn why_alive(&self, heap: &mut Heap, ns: Obj, name: &[u8], host: HostTraverse) -> ObjResult<String> {
+        Ok(self.why_alive_chains(heap, ns, name, host)?.to_text())
+    }
+
+    /// The same answer as data.
+    pub fn why_alive_chains(&self, heap: &mut Heap, ns: Obj, name: &[u8], host: HostTraverse) -> ObjResult<WhyAlive> {
         let target = self.get(heap, ns, name)?;
         let mut roles: HashMap<Obj, DictRole> = HashMap::new();
         let mut ns_names: HashMap<Obj, String> = HashMap::new();
@@ -76,28 +143,17 @@ impl Namespaces {
             target.as_ptr() as usize,
             heap.refcount(target)
         );
+        let mut answer = WhyAlive { label, name: String::from_utf8_lossy(name).into_owned(), ..WhyAlive::default() };
         if heap.is_immortal(target) {
-            return Ok(format!("{label}\nis immortal: it is never freed, whatever refers to it.\n"));
+            answer.immortal = true;
+            return Ok(answer);
         }
         let parents = reverse_edges(heap, target, host);
         let (roots, hops) = search(heap, target, &parents, &roles);
-        let mut out = format!(
-            "{label}\nis kept alive by {}:\n",
-            plural(roots.len(), "chain of references", "chains of references")
-        );
-        for root in roots.iter().take(MAX_CHAINS) {
-            let _ = writeln!(out, "  {}", describe(heap, root, &hops, target, &ns_names));
-        }
-        if roots.len() > MAX_CHAINS {
-            let _ = writeln!(out, "  ... and {} more", roots.len() - MAX_CHAINS);
-        }
-        if roots.is_empty() {
-            out.push_str(
-                "  none from a namespace or the host: only reference cycles hold it, \
-                 and the next full collection frees it\n",
-            );
-        }
-        Ok(out)
+        answer.total = roots.len();
+        answer.chains =
+            roots.iter().take(MAX_CHAINS).map(|root| describe(heap, root, &hops, target, &ns_names)).collect();
+        Ok(answer)
     }
 }
 
@@ -170,15 +226,9 @@ fn search(
     (roots, hops)
 }
 
-/// Phase 3: one chain as text.
-fn describe(
-    heap: &Heap,
-    root: &Root,
-    hops: &HashMap<Obj, Obj>,
-    target: Obj,
-    ns_names: &HashMap<Obj, String>,
-) -> String {
-    let (mut text, first) = match *root {
+/// Phase 3: one chain, from its root down.
+fn describe(heap: &Heap, root: &Root, hops: &HashMap<Obj, Obj>, target: Obj, ns_names: &HashMap<Obj, String>) -> Chain {
+    let (text, first) = match *root {
         Root::Binding { ns, key, first } => (
             format!(
                 "namespace '{}': {}",
@@ -188,10 +238,11 @@ fn describe(
             first,
         ),
         Root::Outside { first, count } if first == target => {
-            return format!(
+            let root = format!(
                 "{} from outside any object (the host's, or an untracked holder's)",
                 plural(count, "reference", "references")
             );
+            return Chain { root, steps: Vec::new() };
         }
         Root::Outside { first, count } => (
             format!(
@@ -203,13 +254,14 @@ fn describe(
             first,
         ),
     };
+    let mut chain = Chain { root: text, steps: Vec::new() };
     let mut at = first;
     while at != target {
         let Some(&next) = hops.get(&at) else { break };
-        text.push_str(&edge(heap, at, next));
+        chain.steps.push(edge(heap, at, next));
         at = next;
     }
-    text
+    chain
 }
 
 /// How `parent` refers to `child`, as a path step: `[3]`, `['key']`,

@@ -36,6 +36,7 @@ mod allocator;
 mod arena;
 mod arena_map;
 pub mod debug_hooks;
+mod layout;
 mod os;
 mod pool;
 pub mod size_class;
@@ -45,6 +46,7 @@ use std::fmt;
 
 pub use allocator::{Allocator, LARGE_MMAP_THRESHOLD};
 pub use arena::RELEASE_THRESHOLD;
+pub use layout::{ArenaView, PoolFill, PoolView};
 pub use os::trim_system_heap;
 pub use stats::{write_stat_line, ClassStats, Stats};
 

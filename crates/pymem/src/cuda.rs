@@ -185,6 +185,24 @@ impl CudaCache {
     }
 }
 
+impl CudaCache {
+    /// The caching allocator, for `pymem_report_html` (which runs on a
+    /// runtime's boundary and reports into the runtime's slot); `None` once
+    /// a panic poisoned the cache.
+    pub(crate) fn allocator(&self) -> Option<&CachingAllocator> {
+        if self.poisoned.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(&self.inner)
+        }
+    }
+
+    /// "simulated" or "driver".
+    pub(crate) fn backend_label(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+}
+
 /// Runs an entry point's body on a cache: NULL → `PYMEM_ERR_NULL_ARGUMENT`
 /// (thread's slot), poisoned → `PYMEM_ERR_PANIC`, a panic poisons, an error
 /// goes to the cache's slot for the calling thread.

@@ -176,6 +176,7 @@ pub(crate) fn run_collection(rt: &Runtime, generation: usize) -> u64 {
     let (found, elapsed, lines) = st.gc.collector.finish(&mut st.heap, c);
     emit_debug_lines(rt, lines);
     let duration_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    crate::report::on_collection(state(rt), generation, found, duration_ns);
     notify_callbacks(rt, c"stop", GcInfo { generation: gen_i32, collected: found, uncollectable: 0, duration_ns });
     state(rt).gc.running = false;
     found

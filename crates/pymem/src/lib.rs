@@ -14,6 +14,7 @@
 //! | [`gc`], [`weakref`] | cycle collector, weak references | `gc-generations` |
 //! | [`ns`]      | namespaces (%who, %whos, reset) | `namespace-cleaner` |
 //! | [`cuda`]    | GPU caching allocator        | `cuda-cache`|
+//! | [`report`]  | the HTML memory report       | all of them |
 //!
 //! Every entry crosses [`boundary`]: NULL checks, the owner-thread check,
 //! `catch_unwind`, and the message slots. `include/pymem.h` is generated from
@@ -27,6 +28,7 @@ pub mod cuda;
 pub mod gc;
 pub mod ns;
 pub mod object;
+pub mod report;
 pub mod runtime;
 pub mod status;
 pub mod weakref;

@@ -250,7 +250,8 @@ pub unsafe extern "C" fn pymem_ns_who(
 /// Data/Info; IPython's layout), Size being the bytes reachable from the
 /// variable (each object once, immortal objects excluded), then a total
 /// line: the bytes reachable from all of them, shared objects counted once.
-/// `*out_table` is freed with `pymem_string_free`.
+/// `*out_table` is freed with `pymem_string_free`. The runtime keeps the
+/// last answer for `pymem_report_html`, which draws it.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `out_table` is NULL (an error) or writable.
@@ -259,7 +260,10 @@ pub unsafe extern "C" fn pymem_ns_whos(rt: *mut Runtime, ns: *mut Object, out_ta
     ffi_boundary!(object Full rt, "pymem_ns_whos", |state| {
         let ns = ns_arg(state, ns)?;
         require(out_table, "out_table")?;
-        let text = state.ns.whos(&mut state.heap, ns)?;
+        let table = state.ns.whos_rows(&mut state.heap, ns)?;
+        let text = table.to_text();
+        let ns_name = state.ns.name(&mut state.heap, ns);
+        state.report.record_whos(ns_name, table);
         // SAFETY: checked non-null.
         unsafe { write_out(out_table, c_message(&text).into_raw()) };
         Ok::<(), Failure>(())
@@ -356,6 +360,8 @@ pub unsafe extern "C" fn pymem_ns_reset(
 /// objgraph's `find_backref_chain` finds them. For when a delete did not
 /// bring the memory back. Host `traverse` callbacks run during the call,
 /// restricted as in a collection. `*out` is freed with `pymem_string_free`.
+/// The runtime keeps the last answer for `pymem_report_html`, which draws
+/// the chains as a graph.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `name` is NULL (an error) or a C string;
@@ -379,10 +385,13 @@ pub unsafe extern "C" fn pymem_ns_why_alive(
         let name = name_arg(name, "name")?;
         require(out, "out")?;
         // Host `traverse` callbacks run inside: they may call nothing.
-        let text = rt_ref.in_callback(Some(Restriction::ReadOnly), || {
+        let answer = rt_ref.in_callback(Some(Restriction::ReadOnly), || {
             let mut host = crate::gc::host_traverse;
-            state.ns.why_alive(&mut state.heap, ns, name, &mut host)
+            state.ns.why_alive_chains(&mut state.heap, ns, name, &mut host)
         })?;
+        let text = answer.to_text();
+        let ns_name = state.ns.name(&mut state.heap, ns);
+        state.report.record_why(ns_name, answer);
         // SAFETY: checked non-null.
         unsafe { write_out(out, c_message(&text).into_raw()) };
         Ok::<(), Failure>(())

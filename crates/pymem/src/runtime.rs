@@ -223,6 +223,9 @@ pub(crate) struct RuntimeState {
     pub(crate) gc: crate::gc::GcState,
     /// The namespaces' type (registered with the first namespace).
     pub(crate) ns: namespace_cleaner::Namespaces,
+    /// What the HTML report remembers of the run (timeline, pauses, the
+    /// last %whos and why_alive answers).
+    pub(crate) report: crate::report::ReportState,
 }
 
 /// No thread owns the runtime (after `pymem_runtime_detach`).
@@ -478,6 +481,7 @@ pub unsafe extern "C" fn pymem_runtime_new(cfg: *const Config, out: *mut *mut Ru
                 heap,
                 gc: crate::gc::GcState::new(cfg.gc_profile),
                 ns: namespace_cleaner::Namespaces::new(),
+                report: crate::report::ReportState::new(),
             }),
         });
         remember_owned(&rt);

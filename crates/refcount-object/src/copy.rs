@@ -101,7 +101,7 @@ impl Heap {
                     for i in 0..len {
                         self.incref(*to.add(i));
                     }
-                    body::<ListObj>(dst).len = len;
+                    body::<ListObj>(dst).len = len as u32; // `len` came from a list
                 }
                 Ok(dst)
             }
@@ -263,7 +263,7 @@ impl Heap {
                 unsafe {
                     let l = body::<ListObj>(*dst);
                     if l.len < l.cap {
-                        *l.items.add(l.len) = copy;
+                        *l.items.add(l.len()) = copy;
                         l.len += 1;
                         return Ok(());
                     }
@@ -359,7 +359,7 @@ impl Heap {
             match self.type_id(c) {
                 type_ids::LIST => {
                     let l = body::<ListObj>(c);
-                    for i in 0..l.len {
+                    for i in 0..l.len() {
                         children.push(*l.items.add(i));
                     }
                     l.len = 0;
@@ -388,8 +388,8 @@ impl Heap {
     /// An empty list with room for `cap` items. New reference.
     fn list_with_capacity(&mut self, cap: usize) -> ObjResult<Obj> {
         let dst = self.list_new()?;
-        if cap == 0 {
-            return Ok(dst);
+        if cap <= ListObj::INLINE {
+            return Ok(dst); // the inline slots hold them
         }
         let items = cap
             .checked_mul(std::mem::size_of::<Obj>())
@@ -401,7 +401,7 @@ impl Heap {
                 unsafe {
                     let l = body::<ListObj>(dst);
                     l.items = items.as_ptr() as *mut Obj;
-                    l.cap = cap;
+                    l.cap = cap as u32; // the length of an existing list
                 }
                 Ok(dst)
             }

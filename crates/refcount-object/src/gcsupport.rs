@@ -148,7 +148,7 @@ impl Heap {
                 // SAFETY: a list, garbage.
                 let (items, len) = unsafe {
                     let l = body::<ListObj>(o);
-                    (l.items, std::mem::replace(&mut l.len, 0))
+                    (l.items, std::mem::replace(&mut l.len, 0) as usize)
                 };
                 for i in 0..len {
                     // SAFETY: `i < len`: the array held `len` references.
@@ -236,7 +236,7 @@ impl Heap {
                 }
                 type_ids::LIST => {
                     let l = body::<ListObj>(o);
-                    for i in 0..l.len {
+                    for i in 0..l.len() {
                         dropped.push(*l.items.add(i));
                     }
                     l.len = 0;

@@ -556,20 +556,16 @@ impl Heap {
         };
         self.remember_valid(o);
         // SAFETY: a list block.
-        unsafe {
-            let l = body::<ListObj>(o);
-            l.len = 0;
-            l.cap = 0;
-            l.items = ptr::null_mut();
-        }
+        unsafe { body::<ListObj>(o).reset_to_inline() };
         self.track(o);
         Some(o)
     }
 
     /// `list_append` when both objects are in the validation cache, `list`
-    /// is a list, and it has room — or has no item array yet and the
-    /// allocator's fast path gives one (the 4 slots CPython's `list_resize`
-    /// gives a first item). Returns false, with nothing changed, otherwise.
+    /// is a list, and it has room (a new list has two inline slots) — or
+    /// is leaving its inline slots and the allocator's fast path gives the
+    /// array CPython's growth rule asks for. Returns false, with nothing
+    /// changed, otherwise.
     #[inline(always)]
     pub fn list_append_if_fast(&mut self, list: *const u8, item: *const u8) -> bool {
         let (Some(list), Some(item)) = (self.cached(list), self.cached(item)) else { return false };
@@ -579,20 +575,21 @@ impl Heap {
         // SAFETY: a list, per its type id.
         let l = unsafe { body::<ListObj>(list) };
         if l.len == l.cap {
-            if !l.items.is_null() {
+            if l.has_own_block() {
                 return false;
             }
-            const FIRST_CAP: usize = 4;
-            let Some(block) = self.alloc.malloc_kind_fast(FIRST_CAP * size_of::<Obj>(), obmalloc::BlockKind::Internal)
-            else {
+            let cap = crate::list::grown_capacity(l.len() + 1);
+            let Some(block) = self.alloc.malloc_kind_fast(cap * size_of::<Obj>(), obmalloc::BlockKind::Internal) else {
                 return false;
             };
+            // SAFETY: `len` items in the inline slots, room for `cap > len`.
+            unsafe { ptr::copy_nonoverlapping(l.items, block.as_ptr() as *mut Obj, l.len()) };
             l.items = block.as_ptr() as *mut Obj;
-            l.cap = FIRST_CAP;
+            l.cap = cap as u32;
         }
         self.incref(item);
         // SAFETY: `len < cap`: room for one more item.
-        unsafe { *l.items.add(l.len) = item };
+        unsafe { *l.items.add(l.len()) = item };
         l.len += 1;
         true
     }
@@ -1021,16 +1018,14 @@ impl Heap {
                 }
                 type_ids::LIST => {
                     let l = body::<ListObj>(o);
-                    for i in 0..l.len {
+                    for i in 0..l.len() {
                         let item = *l.items.add(i);
                         self.release_child(item);
                     }
-                    if !l.items.is_null() {
+                    if l.has_own_block() {
                         let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
                     }
-                    l.items = ptr::null_mut();
-                    l.len = 0;
-                    l.cap = 0;
+                    l.reset_to_inline();
                     if self.free_lists.len < self.config.list_free_list {
                         header(o).flags = flags::DEAD | flags::GC;
                         self.free_lists.push(o);
@@ -1118,11 +1113,10 @@ impl Heap {
             if self.type_id(o) == type_ids::LIST {
                 let l = body::<ListObj>(o);
                 debug_assert_eq!(l.len, 0, "a swept list is empty");
-                if !l.items.is_null() {
+                if l.has_own_block() {
                     let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
                 }
-                l.items = ptr::null_mut();
-                l.cap = 0;
+                l.reset_to_inline();
                 if self.free_lists.len < self.config.list_free_list {
                     header(o).flags = flags::DEAD | flags::GC;
                     self.free_lists.push(o);
@@ -1320,12 +1314,7 @@ impl Heap {
             None => self.alloc_obj(type_ids::LIST, size_of::<ListObj>(), true)?,
         };
         // SAFETY: a list block.
-        unsafe {
-            let l = body::<ListObj>(o);
-            l.len = 0;
-            l.cap = 0;
-            l.items = ptr::null_mut();
-        }
+        unsafe { body::<ListObj>(o).reset_to_inline() };
         Ok(o)
     }
 

@@ -1,5 +1,6 @@
-//! list: a growable array of references in an `Internal` block, grown as
-//! CPython grows it.
+//! list: a growable array of references, in two slots inline in the list's
+//! own block while it fits there, then in an `Internal` block grown as
+//! CPython grows it (see `ListObj`).
 
 use obmalloc::BlockKind;
 
@@ -26,7 +27,7 @@ impl Heap {
     }
 
     pub fn list_len(&self, o: Obj) -> ObjResult<usize> {
-        Ok(self.list(o)?.len)
+        Ok(self.list(o)?.len())
     }
 
     /// The items (borrowed).
@@ -36,14 +37,14 @@ impl Heap {
             return Ok(&[]);
         }
         // SAFETY: `items` holds `len` initialised references.
-        Ok(unsafe { std::slice::from_raw_parts(l.items, l.len) })
+        Ok(unsafe { std::slice::from_raw_parts(l.items, l.len()) })
     }
 
     /// Makes room for `needed` items, over-allocating as CPython's
     /// `list_resize` does (`n + n/8 + 6`, rounded down to a multiple of 4).
     #[inline(always)]
     fn list_reserve(&mut self, o: Obj, needed: usize) -> ObjResult<()> {
-        if needed <= self.list(o)?.cap {
+        if needed <= self.list(o)?.cap as usize {
             return Ok(());
         }
         self.list_grow(o, needed)
@@ -52,21 +53,27 @@ impl Heap {
     #[inline(never)]
     fn list_grow(&mut self, o: Obj, needed: usize) -> ObjResult<()> {
         let l = self.list(o)?;
-        let cap = (needed + (needed >> 3) + 6) & !3;
-        let bytes =
-            cap.checked_mul(std::mem::size_of::<Obj>()).ok_or(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
+        let cap = grown_capacity(needed);
+        if cap > u32::MAX as usize {
+            return Err(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
                 requested: usize::MAX,
                 reason: "list too long",
-            }))?;
-        let items = l.items as *mut u8;
-        let new = if items.is_null() {
-            self.alloc.malloc_kind(bytes, BlockKind::Internal)?
+            }));
+        }
+        let bytes = cap * std::mem::size_of::<Obj>();
+        let (own, items, len) = (l.has_own_block(), l.items, l.len());
+        let new = if own {
+            self.alloc.realloc_kind(items as *mut u8, bytes, BlockKind::Internal)?
         } else {
-            self.alloc.realloc_kind(items, bytes, BlockKind::Internal)?
+            // Out of the inline slots: the items move to a block of their own.
+            let new = self.alloc.malloc_kind(bytes, BlockKind::Internal)?;
+            // SAFETY: `len` items in the inline slots, room for `cap > len`.
+            unsafe { std::ptr::copy_nonoverlapping(items, new.as_ptr() as *mut Obj, len) };
+            new
         };
         let l = self.list(o)?;
         l.items = new.as_ptr() as *mut Obj;
-        l.cap = cap;
+        l.cap = cap as u32;
         Ok(())
     }
 
@@ -74,16 +81,17 @@ impl Heap {
     #[inline(always)]
     pub fn list_append(&mut self, o: Obj, item: Obj) -> ObjResult<()> {
         let l = self.list(o)?;
-        let len = l.len;
-        if len == l.cap {
+        let len = l.len();
+        if len == l.cap as usize {
             self.list_grow(o, len + 1)?;
         }
         self.incref(item);
-        // SAFETY: checked to be a list above; capacity for `len + 1` items.
+        // SAFETY: checked to be a list above; capacity for `len + 1` items
+        // (at most u32::MAX: `list_grow` refuses more).
         unsafe {
             let l = body::<ListObj>(o);
             *l.items.add(len) = item;
-            l.len = len + 1;
+            l.len += 1;
         }
         Ok(())
     }
@@ -91,7 +99,7 @@ impl Heap {
     /// Inserts before index `i`; an index past the end appends (Python's
     /// `list.insert`).
     pub fn list_insert(&mut self, o: Obj, i: usize, item: Obj) -> ObjResult<()> {
-        let len = self.list(o)?.len;
+        let len = self.list(o)?.len();
         let i = i.min(len);
         self.list_reserve(o, len + 1)?;
         self.incref(item);
@@ -101,14 +109,14 @@ impl Heap {
             std::ptr::copy(l.items.add(i), l.items.add(i + 1), len - i);
             *l.items.add(i) = item;
         }
-        l.len = len + 1;
+        l.len += 1;
         Ok(())
     }
 
     /// Item `i` (borrowed).
     pub fn list_get(&self, o: Obj, i: usize) -> ObjResult<Obj> {
         let l = self.list(o)?;
-        if i >= l.len {
+        if i >= l.len() {
             return Err(ObjError::Index(format!("list index {i} out of range (len {})", l.len)));
         }
         // SAFETY: `i < len`.
@@ -132,7 +140,7 @@ impl Heap {
         let item = self.list_get(o, i)?;
         let l = self.list(o)?;
         // SAFETY: `i < len`; the move stays inside the array.
-        unsafe { std::ptr::copy(l.items.add(i + 1), l.items.add(i), l.len - i - 1) };
+        unsafe { std::ptr::copy(l.items.add(i + 1), l.items.add(i), l.len() - i - 1) };
         l.len -= 1;
         Ok(item)
     }
@@ -151,5 +159,13 @@ pub(crate) unsafe fn list_items_of<'a>(o: Obj) -> &'a [Obj] {
         return &[];
     }
     // SAFETY: `items` holds `len` initialised references.
-    unsafe { std::slice::from_raw_parts(l.items, l.len) }
+    unsafe { std::slice::from_raw_parts(l.items, l.len()) }
+}
+
+/// The capacity a list grows to for `needed` items: CPython's
+/// `list_resize` over-allocation, `n + n/8 + 6` rounded down to a multiple
+/// of 4.
+#[inline(always)]
+pub(crate) fn grown_capacity(needed: usize) -> usize {
+    (needed + (needed >> 3) + 6) & !3
 }

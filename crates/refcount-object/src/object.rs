@@ -133,14 +133,41 @@ pub(crate) struct TupleObj {
     pub(crate) items: [Obj; 0],
 }
 
+/// A list: `len` references in `items`, which points at the slots inline
+/// at the end of the list's own block (`cap == ListObj::INLINE`: a list of
+/// up to two items is one 64-byte block, one cache line for the
+/// collector, as an instance keeps its values inline) or, once the list
+/// outgrew them, at an `Internal` block of `cap` pointers (the inline slots
+/// then unused). Lengths are 32-bit: at most 2^32 - 1 items.
 #[repr(C)]
 pub(crate) struct ListObj {
     pub(crate) h: ObjHeader,
     pub(crate) gc: GcLinks,
-    pub(crate) len: usize,
-    pub(crate) cap: usize,
-    /// An `Internal` block of `cap` pointers (null when `cap == 0`).
+    pub(crate) len: u32,
+    pub(crate) cap: u32,
     pub(crate) items: *mut Obj,
+    inline: [std::mem::MaybeUninit<Obj>; ListObj::INLINE],
+}
+
+impl ListObj {
+    /// Item slots inside the list's own block.
+    pub(crate) const INLINE: usize = 2;
+
+    /// An empty list using its inline slots (a new or revived list).
+    pub(crate) fn reset_to_inline(&mut self) {
+        self.len = 0;
+        self.cap = Self::INLINE as u32;
+        self.items = self.inline.as_mut_ptr().cast();
+    }
+
+    /// Whether the items live in a block of their own (to free with the list).
+    pub(crate) fn has_own_block(&self) -> bool {
+        !std::ptr::eq(self.items as *const Obj, self.inline.as_ptr().cast())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
 }
 
 #[repr(C)]
@@ -154,7 +181,7 @@ pub(crate) struct DictObj {
 // class sit on cache-line boundaries (pools are 16 KiB aligned), so the
 // collector reads a container's header, links and item/table pointer with
 // one line.
-const _: () = assert!(std::mem::size_of::<ListObj>() <= 64 && std::mem::size_of::<DictObj>() <= 64);
+const _: () = assert!(std::mem::size_of::<ListObj>() == 64 && std::mem::size_of::<DictObj>() <= 64);
 
 /// An instance of a host type: the host's payload bytes, then (when its
 /// type already had attribute names) its attribute values inline, in a

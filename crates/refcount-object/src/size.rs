@@ -65,7 +65,10 @@ impl Heap {
                 type_ids::FLOAT => size_of::<FloatObj>(),
                 type_ids::STR => size_of::<StrObj>() + body::<StrObj>(o).len + 1,
                 type_ids::TUPLE => size_of::<TupleObj>() + body::<TupleObj>(o).len * size_of::<Obj>(),
-                type_ids::LIST => size_of::<ListObj>() + body::<ListObj>(o).cap * size_of::<Obj>(),
+                type_ids::LIST => {
+                    let l = body::<ListObj>(o);
+                    size_of::<ListObj>() + if l.has_own_block() { l.cap as usize * size_of::<Obj>() } else { 0 }
+                }
                 type_ids::DICT => size_of::<DictObj>() + body::<DictObj>(o).table.block_bytes(),
                 type_ids::MODULE => size_of::<ModuleObj>(),
                 type_ids::FUNCTION => size_of::<FunctionObj>(),

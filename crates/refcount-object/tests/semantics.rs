@@ -101,8 +101,10 @@ mod copy {
         assert_eq!(h.list_items(c).unwrap(), h.list_items(l).unwrap(), "sharing the same items");
         assert_eq!(h.refcount(inner), 5, "1 handle + 2 slots in each list");
         assert_eq!(h.refcount(big), 3);
-        // list.copy() allocates exactly the length (CPython: 56 + 8 * 3 = 80).
-        assert_eq!(h.sizeof(c).unwrap(), 56 + 8 * 3);
+        // list.copy() allocates exactly the length (CPython: 56 + 8 * 3 = 80;
+        // ours: the 64-byte list block, its two inline slots unused, and an
+        // item array of 3).
+        assert_eq!(h.sizeof(c).unwrap(), 64 + 8 * 3);
         let extra = h.int_new(5).unwrap();
         h.list_append(c, extra).unwrap();
         assert_eq!(h.list_len(l).unwrap(), 3, "the copy is a different list");
@@ -418,14 +420,15 @@ mod copy {
 
     #[test]
     fn deepcopy_out_of_memory_midway_leaks_nothing() {
-        // Originals of ~2 MB: 20,000 lists, each containing itself and a
-        // shared int; the allocator may hold little more than they needed,
-        // so the copy fails part-way through, having made cycles already.
+        // Originals of ~2.5 MB: 20,000 lists, each containing a shared int
+        // twice and itself (three items: an item array of their own); the
+        // allocator may hold little more than they needed, so the copy
+        // fails part-way through, having made cycles already.
         let build = |h: &mut Heap| {
             let big = h.int_new(1 << 40).unwrap();
             let outer = h.list_new().unwrap();
             for _ in 0..20_000 {
-                let inner = list_of(h, &[big]);
+                let inner = list_of(h, &[big, big]);
                 h.list_append(inner, inner).unwrap();
                 h.list_append(outer, inner).unwrap();
                 h.decref(inner);
@@ -435,7 +438,7 @@ mod copy {
         };
         let teardown = |h: &mut Heap, outer: Obj| {
             for &inner in h.list_items(outer).unwrap().to_vec().iter() {
-                h.list_pop(inner, 1).map(|o| h.decref(o)).unwrap();
+                h.list_pop(inner, 2).map(|o| h.decref(o)).unwrap();
             }
             h.decref(outer);
         };
@@ -494,9 +497,9 @@ mod copy {
             }
             assert_eq!(depth, N);
             assert!(h.equal(l, c).unwrap(), "== is iterative too");
-            // Grown lists have capacity 4, copies capacity 1; the innermost is empty.
-            assert_eq!(h.deep_sizeof(l).unwrap(), N * (56 + 32) + 56);
-            assert_eq!(h.deep_sizeof(c).unwrap(), N * (56 + 8) + 56);
+            // Lists of one item keep it inline: one 64-byte block each.
+            assert_eq!(h.deep_sizeof(l).unwrap(), N * 64 + 64);
+            assert_eq!(h.deep_sizeof(c).unwrap(), N * 64 + 64);
             let sc = h.copy(l).unwrap();
             h.decref(sc);
             h.decref(c);
@@ -608,14 +611,24 @@ mod size {
             let one = h.int_new(1).unwrap();
             h.tuple_new(&[one, one, one]).unwrap()
         });
-        // CPython: [] 56; [1] 88 (capacity 4): the same as ours.
-        check(&mut h, "empty list", &[56], |h| h.list_new().unwrap());
-        check(&mut h, "list of 1", &[56, 32], |h| {
+        // CPython: [] 56; [1] 88 (capacity 4). Ours: 64, two items inline
+        // in that block; a third moves them to an array of their own.
+        check(&mut h, "empty list", &[64], |h| h.list_new().unwrap());
+        check(&mut h, "list of 1", &[64], |h| {
             let one = h.int_new(1).unwrap();
             list_of(h, &[one])
         });
-        // 100 appends: capacity grows 4, 8, 16, 24, 32, 40, 52, 64, 76, 92, 108.
-        check(&mut h, "list of 100", &[56, 108 * 8], |h| {
+        check(&mut h, "list of 2", &[64], |h| {
+            let one = h.int_new(1).unwrap();
+            list_of(h, &[one, one])
+        });
+        check(&mut h, "list of 3", &[64, 8 * 8], |h| {
+            let one = h.int_new(1).unwrap();
+            list_of(h, &[one, one, one])
+        });
+        // 100 appends: capacity grows 2 (inline), 8, 16, 24, 32, 40, 52, 64,
+        // 76, 92, 108.
+        check(&mut h, "list of 100", &[64, 108 * 8], |h| {
             let one = h.int_new(1).unwrap();
             list_of(h, &[one; 100])
         });

@@ -1022,8 +1022,7 @@ impl Allocator {
     fn trim_cache_if_over(&mut self) {
         let limit = self.cache_limit();
         // All resident empty pools, the spare's included, within the bound:
-        // nothing to do, and no need to find the spare (the usable list's
-        // tail, a scan of its fingers).
+        // nothing to do, without a look at the spare.
         if self.resident_empty_total * self.pool_size > limit && self.cached_bytes() > limit {
             self.trim_cache();
         }
@@ -1042,9 +1041,15 @@ impl Allocator {
     fn trim_cache(&mut self) {
         let target = self.cache_limit() / 2;
         let spare = self.spare_arena();
-        // SAFETY: the spare, when there is one, is a live list member.
-        let mut arena = if spare.is_null() { spare } else { unsafe { (*spare).prev_arena } };
-        while !arena.is_null() && self.cached_bytes() > target {
+        // The walk never touches the spare, and removing arenas before the
+        // tail leaves it the tail: its resident pools stay as they are.
+        let (mut arena, spare_pools) = if spare.is_null() {
+            (spare, 0)
+        } else {
+            // SAFETY: the spare is a live list member.
+            unsafe { ((*spare).prev_arena, (*spare).resident_empty as usize) }
+        };
+        while !arena.is_null() && (self.resident_empty_total - spare_pools) * self.pool_size > target {
             // SAFETY: list members are live; `prev` is read before `arena`
             // may be unmapped.
             let (prev, wholly_free, resident) = unsafe {
@@ -1061,6 +1066,7 @@ impl Allocator {
             }
             arena = prev;
         }
+        debug_assert_eq!(self.spare_arena(), spare);
         self.counters.cache_trims_total += 1;
     }
 
@@ -1362,6 +1368,7 @@ impl Allocator {
             .filter(|&&a| unsafe { (*a).nfreepools } > 0)
             .count();
         assert_eq!(on_list, with_free, "usable_arenas membership");
+        assert_eq!(self.usable.tail(), prev, "usable_arenas tail");
         for (n, &last) in self.usable.nfp2lasta.iter().enumerate() {
             if !last.is_null() {
                 // SAFETY: fingers point at live list members.

@@ -145,13 +145,16 @@ pub(crate) fn meta_mapping_len() -> usize {
 /// The sorted list of arenas with free pools, and its finger vector.
 pub(crate) struct UsableArenas {
     pub(crate) head: *mut ArenaMeta,
+    /// The last arena (the one with the most free pools: the spare of
+    /// "Bounded retention"), kept so that finding it is O(1).
+    tail: *mut ArenaMeta,
     /// `nfp2lasta[n]`: the last arena in the list with `n` free pools.
     pub(crate) nfp2lasta: [*mut ArenaMeta; POOLS_PER_ARENA + 1],
 }
 
 impl UsableArenas {
     pub(crate) fn new() -> UsableArenas {
-        UsableArenas { head: ptr::null_mut(), nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1] }
+        UsableArenas { head: ptr::null_mut(), tail: ptr::null_mut(), nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1] }
     }
 
     /// Puts a new arena (all pools free) on the list; only called when the
@@ -166,6 +169,7 @@ impl UsableArenas {
         a.next_arena = ptr::null_mut();
         a.prev_arena = ptr::null_mut();
         self.head = arena;
+        self.tail = arena;
         self.nfp2lasta[a.nfreepools as usize] = arena;
     }
 
@@ -190,7 +194,10 @@ impl UsableArenas {
         a.nfreepools -= 1;
         if a.nfreepools == 0 {
             self.head = a.next_arena;
-            if !self.head.is_null() {
+            if self.head.is_null() {
+                // It was the only arena, hence also the tail.
+                self.tail = ptr::null_mut();
+            } else {
                 // SAFETY: list members are live.
                 unsafe { (*self.head).prev_arena = ptr::null_mut() };
             }
@@ -221,7 +228,9 @@ impl UsableArenas {
             // It was full, hence off the list: it belongs at the head.
             a.prev_arena = ptr::null_mut();
             a.next_arena = self.head;
-            if !self.head.is_null() {
+            if self.head.is_null() {
+                self.tail = arena;
+            } else {
                 // SAFETY: list members are live.
                 unsafe { (*self.head).prev_arena = arena };
             }
@@ -245,7 +254,10 @@ impl UsableArenas {
             let a = &mut *arena;
             a.prev_arena = lastnf;
             a.next_arena = (*lastnf).next_arena;
-            if !a.next_arena.is_null() {
+            if a.next_arena.is_null() {
+                // `lastnf` was the tail.
+                self.tail = arena;
+            } else {
                 (*a.next_arena).prev_arena = arena;
             }
             (*lastnf).next_arena = arena;
@@ -253,10 +265,9 @@ impl UsableArenas {
     }
 
     /// The last arena of the list (the one with the most free pools), or
-    /// null: the last of the largest group, found through the fingers in at
-    /// most 65 steps.
+    /// null when the list is empty.
     pub(crate) fn tail(&self) -> *mut ArenaMeta {
-        self.nfp2lasta.iter().rev().copied().find(|a| !a.is_null()).unwrap_or(ptr::null_mut())
+        self.tail
     }
 
     /// Removes `arena` from the list and from the finger vector.
@@ -290,7 +301,10 @@ impl UsableArenas {
             } else {
                 (*a.prev_arena).next_arena = a.next_arena;
             }
-            if !a.next_arena.is_null() {
+            if a.next_arena.is_null() {
+                debug_assert_eq!(self.tail, arena);
+                self.tail = a.prev_arena;
+            } else {
                 (*a.next_arena).prev_arena = a.prev_arena;
             }
         }

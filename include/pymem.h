@@ -647,16 +647,16 @@ typedef struct pymem_config {
    * Bounded retention: after frees, the allocator keeps resident at most
    * one spare arena's worth of empty pools (those of the arena with the
    * most free pools: a wholly free one, as CPython, when there is one)
-   * plus a cache of
-   * empty pools of at most 1/16 of the bytes in use (pools holding
-   * blocks, whole, plus large blocks), at least 256 KiB, and never more
-   * than this many bytes (default 4 MiB; 0 = no cache). A free that
-   * empties a pool or an arena and puts the cache over that bound gives
-   * the excess back to the OS at once (down to half the bound, least
-   * used arenas first), so memory does not stay once the program stops
-   * freeing. Besides these, each size class keeps its last pool when it
-   * empties (ready for the class's next block). `pymem_alloc_get_stats`
-   * reports the bytes held free by each reason (`free_bytes_*`).
+   * plus a cache of empty pools of at most 1/16 of the bytes in use
+   * (pools holding blocks, whole, plus large blocks), at least 256 KiB,
+   * and never more than this many bytes (default 4 MiB; 0 = no cache).
+   * A free that empties a pool (or frees a large block) and leaves the
+   * cache over that bound gives the excess back to the OS at once (down
+   * to half the bound, least used arenas first), so memory does not stay
+   * once the program stops freeing; a plain free costs nothing more.
+   * Besides these, each size class keeps its last pool when it empties
+   * (ready for the class's next block). `pymem_alloc_get_stats` reports
+   * the bytes held free by each reason (`free_bytes_*`).
    */
   uint64_t retain_cache_max;
 } pymem_config;

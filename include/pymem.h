@@ -150,6 +150,11 @@
 #define PYMEM_DEFAULT_POOL_RELEASE_DELAY 256
 
 /**
+ * Default of `pymem_config.retain_cache_max`: 4 MiB.
+ */
+#define PYMEM_DEFAULT_RETAIN_CACHE_MAX (4 << 20)
+
+/**
  * Major version of the library this header belongs to.
  */
 #define PYMEM_VERSION_MAJOR 0
@@ -340,6 +345,33 @@ typedef struct pymem_alloc_stats {
    * (released pools, unmapped arenas, unmapped large blocks).
    */
   uint64_t bytes_returned_to_os_total;
+  /**
+   * Bytes held free, by reason (the bounded retention rule of
+   * `pymem_config.retain_cache_max`). Resident empty pools of the spare
+   * arena: the arena with the most free pools (a wholly free one when
+   * there is one, as CPython keeps one spare), at most an arena's worth.
+   */
+  uint64_t free_bytes_spare_arena;
+  /**
+   * Resident empty pools of the cache, at most `free_bytes_cache_limit`.
+   */
+  uint64_t free_bytes_cache;
+  /**
+   * The cache's bound now: 1/16 of the bytes in use, at least 256 KiB,
+   * at most `pymem_config.retain_cache_max`.
+   */
+  uint64_t free_bytes_cache_limit;
+  /**
+   * Empty pools kept by their size class (at most one per class and block
+   * kind, ready for the class's next block).
+   */
+  uint64_t free_bytes_class_pools;
+  /**
+   * What pools holding live blocks do not use: free blocks, the not yet
+   * carved tail, the remainder of the class size (fragmentation; goes
+   * back only as blocks are freed).
+   */
+  uint64_t free_bytes_in_used_pools;
 } pymem_alloc_stats;
 
 /**
@@ -593,7 +625,8 @@ typedef struct pymem_config {
    * Once an arena holds 8 empty pools, how many pool events (a pool
    * taken or emptied) a pool must stay empty before its pages are given
    * back to the OS. Default 256; 0 gives them back at once (may thrash
-   * when a loop empties and refills the same pools).
+   * when a loop empties and refills the same pools). Whatever the delay,
+   * what stays resident is bounded by `retain_cache_max`'s rule.
    */
   uint64_t pool_release_delay;
   /**
@@ -620,6 +653,22 @@ typedef struct pymem_config {
    * 10; default) or `PYMEM_GC_PROFILE_CPYTHON_313` (2000, 10, 10).
    */
   int32_t gc_profile;
+  /**
+   * Bounded retention: after frees, the allocator keeps resident at most
+   * one spare arena's worth of empty pools (those of the arena with the
+   * most free pools: a wholly free one, as CPython, when there is one)
+   * plus a cache of empty pools of at most 1/16 of the bytes in use
+   * (pools holding blocks, whole, plus large blocks), at least 256 KiB,
+   * and never more than this many bytes (default 4 MiB; 0 = no cache).
+   * A free that empties a pool (or frees a large block) and leaves the
+   * cache over that bound gives the excess back to the OS at once (down
+   * to half the bound, least used arenas first), so memory does not stay
+   * once the program stops freeing; a plain free costs nothing more.
+   * Besides these, each size class keeps its last pool when it empties
+   * (ready for the class's next block). `pymem_alloc_get_stats` reports
+   * the bytes held free by each reason (`free_bytes_*`).
+   */
+  uint64_t retain_cache_max;
 } pymem_config;
 
 /**
@@ -2038,10 +2087,11 @@ pymem_status pymem_report_html(struct pymem_runtime *rt,
 
 /**
  * Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
- * memory limit, a pool release delay of 256 pool events; then applies the
- * environment, as CPython reads `PYTHONMALLOC`:
- * `PYMEM_MALLOC=debug|pymalloc` (debug hooks), `PYMEM_GEOMETRY=3.10|3.8`,
- * `PYMEM_MAX_BYTES=<bytes>`, `PYMEM_POOL_RELEASE_DELAY=<events>`. A value
+ * memory limit, a pool release delay of 256 pool events, a retention cache
+ * of at most 4 MiB; then applies the environment, as CPython reads
+ * `PYTHONMALLOC`: `PYMEM_MALLOC=debug|pymalloc` (debug hooks),
+ * `PYMEM_GEOMETRY=3.10|3.8`, `PYMEM_MAX_BYTES=<bytes>`,
+ * `PYMEM_POOL_RELEASE_DELAY=<events>`, `PYMEM_RETAIN_CACHE_MAX=<bytes>`. A value
  * it cannot accept is ignored, with a message in `pymem_last_error(NULL)`.
  * NULL is ignored. Callable from any thread.
  *

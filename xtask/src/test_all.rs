@@ -14,6 +14,22 @@
 //! its stem starts with `native_`, under valgrind's memcheck with no errors and
 //! no definite leaks. Under valgrind `PYMEM_FFI_UNDER_VALGRIND=1` is set, so a
 //! program may shrink its sizes.
+//!
+//! Beside valgrind, the same programs (not `native_`) are built again with
+//! gcc's AddressSanitizer and UndefinedBehaviorSanitizer into
+//! target/ffi-tests-asan/ and run natively: any report (an invalid access,
+//! undefined behaviour, a leak from LeakSanitizer) fails the run. They get
+//! `PYMEM_FFI_UNDER_VALGRIND=1` too, which the programs read as "under a
+//! checker": sizes shrink and RSS checks are skipped (ASan's quarantine
+//! keeps freed memory resident on purpose). And every program that starts
+//! threads (its source calls `pthread_create` or uses `std::thread`) also
+//! runs under valgrind's helgrind, the data race detector, with no report
+//! allowed. Rust's `std::sync::Mutex` is invisible to helgrind (atomics and
+//! futex, no pthread mutex): the mutexes the threads share are
+//! `cuda_cache::sync::Mutex`, which annotates its lock order for helgrind;
+//! there is no suppression file. (ThreadSanitizer was not chosen: the Rust
+//! library would need a nightly toolchain and an instrumented std to be
+//! checked at all, and uninstrumented it would only see the C side.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,6 +53,15 @@ const C_FLAGS: &[&str] =
     &["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Iinclude", "-D_GNU_SOURCE"];
 const CXX_FLAGS: &[&str] = &["-std=c++17", "-O1", "-g", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Iinclude"];
 const STRICT: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+/// The sanitizer builds: the flags of the plain build but `-Werror` (gcc's
+/// analysis under `-fsanitize` warns where the plain build proves there is
+/// nothing to warn about, e.g. format-truncation in objects_host_types.c;
+/// the plain build already enforces warnings), plus the sanitizers, with
+/// every report fatal.
+const SANITIZE: &[&str] = &["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
+const ASAN_OPTIONS: &str = "detect_leaks=1:halt_on_error=1:exitcode=86:detect_stack_use_after_return=1";
+const UBSAN_OPTIONS: &str = "halt_on_error=1:print_stacktrace=1";
+const HELGRIND: &[&str] = &["--tool=helgrind", "--quiet", "--error-exitcode=99"];
 const VALGRIND: &[&str] = &[
     "--quiet",
     "--error-exitcode=99",
@@ -372,6 +397,8 @@ fn ffi_tests(r: &mut Runner) {
         .collect();
     r.programs(native, 1);
 
+    sanitized(r, &programs);
+
     let under_valgrind: Vec<_> = built.iter().filter(|(p, _)| !p.stem.starts_with("native_")).collect();
     if under_valgrind.is_empty() {
         return;
@@ -393,8 +420,61 @@ fn ffi_tests(r: &mut Runner) {
         let mut cmd = c_program("valgrind", &root);
         cmd.args(VALGRIND).arg(exe).env("PYMEM_FFI_UNDER_VALGRIND", "1");
         jobs.push(Job { log: r.log_path(&name), name, cmd, timeout: Some(VALGRIND_TIMEOUT) });
+        if starts_threads(&p.source) {
+            let name = format!("run {} (helgrind: data races)", p.stem);
+            let mut cmd = c_program("valgrind", &root);
+            cmd.args(HELGRIND).arg(exe).env("PYMEM_FFI_UNDER_VALGRIND", "1");
+            jobs.push(Job { log: r.log_path(&name), name, cmd, timeout: Some(VALGRIND_TIMEOUT) });
+        }
     }
     r.programs(jobs, cpus());
+}
+
+/// Whether an ffi-test starts threads: then helgrind checks it for races.
+fn starts_threads(source: &Path) -> bool {
+    std::fs::read_to_string(source).is_ok_and(|text| text.contains("pthread_create") || text.contains("std::thread"))
+}
+
+/// Builds every ffi-test but the `native_` ones with AddressSanitizer and
+/// UndefinedBehaviorSanitizer and runs each natively, one at a time (see the
+/// module docs). A build failure or any report fails that program.
+fn sanitized(r: &mut Runner, programs: &[Program]) {
+    let root = r.root.clone();
+    let out_dir = target_dir(&root).join("ffi-tests-asan");
+    if let Err(e) = mkdir(&out_dir) {
+        r.step("create target/ffi-tests-asan", || Err(e));
+        return;
+    }
+    let lib_dir = release_dir(&root);
+    let mut builds = Vec::new();
+    let mut exes = Vec::new();
+    for p in programs.iter().filter(|p| !p.stem.starts_with("native_")) {
+        let (compiler, flags) = if p.cxx { ("g++", CXX_FLAGS) } else { ("gcc", C_FLAGS) };
+        let exe = out_dir.join(&p.stem);
+        let _ = std::fs::remove_file(&exe);
+        let mut cmd = Command::new(compiler);
+        cmd.current_dir(&root).args(flags.iter().filter(|f| **f != "-Werror")).args(SANITIZE);
+        cmd.arg(&p.source).arg("-o").arg(&exe);
+        cmd.arg(format!("-L{}", lib_dir.display())).arg("-lpymem");
+        cmd.arg(format!("-Wl,-rpath,{}", lib_dir.display())).arg("-lpthread");
+        let rel = p.source.strip_prefix(&root).unwrap_or(&p.source).display().to_string();
+        let name = format!("build {rel} (-fsanitize=address,undefined)");
+        builds.push(Job { log: r.log_path(&name), name, cmd, timeout: None });
+        exes.push((p.stem.clone(), exe));
+    }
+    r.programs(builds, cpus());
+    let runs: Vec<Job> = exes
+        .into_iter()
+        .filter(|(_, exe)| exe.exists())
+        .map(|(stem, exe)| {
+            let name = format!("run {stem} (ASan + UBSan)");
+            let mut cmd = c_program(&exe, &root);
+            cmd.env("ASAN_OPTIONS", ASAN_OPTIONS).env("UBSAN_OPTIONS", UBSAN_OPTIONS);
+            cmd.env("PYMEM_FFI_UNDER_VALGRIND", "1");
+            Job { log: r.log_path(&name), name, cmd, timeout: Some(NATIVE_TIMEOUT) }
+        })
+        .collect();
+    r.programs(runs, 1);
 }
 
 /// `cargo xtask dist` into a scratch prefix, then a program built with

@@ -4,7 +4,7 @@
 //! each device in turn (devices are few; with one device this is a single
 //! lookup).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::backend::{Backend, Stream};
 use crate::config::AllocatorConfig;
@@ -13,6 +13,7 @@ use crate::error::CacheError;
 use crate::history::TraceEntry;
 use crate::report;
 use crate::stats::{DeviceStats, StatType};
+use crate::sync::{Mutex, MutexGuard};
 
 /// PyTorch's CUDA caching allocator over a [`Backend`].
 pub struct CachingAllocator {

@@ -54,6 +54,7 @@ mod pool;
 mod report;
 mod simulated;
 mod stats;
+pub mod sync;
 
 pub use backend::{Backend, BackendError, EventId, Stream};
 pub use cache::CachingAllocator;

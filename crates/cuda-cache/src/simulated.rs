@@ -10,11 +10,11 @@
 //! often does.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashMap;
 
 use crate::backend::{Backend, BackendError, EventId, Stream};
+use crate::sync::{Mutex, MutexGuard};
 
 /// Address space per device: 1 TiB, far above any capacity, so that only
 /// the capacity limits allocations (a GPU maps physical pages into a large

@@ -19,7 +19,7 @@ use crate::debug_hooks;
 use crate::os;
 use crate::pool::{PoolMeta, PoolState, MAX_POOL_SIZE};
 use crate::size_class::{block_size, class_of, NUM_CLASSES, SMALL_REQUEST_THRESHOLD};
-use crate::{AllocError, BlockKind, Config, InvalidReason};
+use crate::{AllocError, BlockKind, Config, InvalidReason, RETAIN_CACHE_DIVISOR, RETAIN_CACHE_FLOOR};
 
 /// Large blocks at least this big get their own mapping (returned to the OS
 /// on free, whatever glibc's dynamic threshold says); smaller ones come from
@@ -84,6 +84,8 @@ pub(crate) struct Counters {
     pub(crate) pools_released_total: u64,
     pub(crate) bytes_returned_total: u64,
     pub(crate) large_bytes: u64,
+    /// Times the retention cache went over its bound and was trimmed.
+    pub(crate) cache_trims_total: u64,
 }
 
 /// CPython's small-object allocator with validated frees. One per runtime;
@@ -121,6 +123,16 @@ pub struct Allocator {
     next_sweep: u64,
     /// Bytes of arenas + large blocks currently held.
     pub(crate) reserved: usize,
+    /// Pools taken from their arenas and not yet returned (Used and Full,
+    /// an empty pool kept at the head of its ring included): with the large
+    /// bytes, the "bytes in use" the retention cache is measured against.
+    /// Counted on pool events only, never on a block's malloc or free.
+    pub(crate) pools_taken: usize,
+    /// Sum of every arena's `resident_empty`: the empty pools whose pages
+    /// are resident (the spare arena's, and the cache's).
+    pub(crate) resident_empty_total: usize,
+    /// `Config::retain_cache_max`.
+    retain_cache_max: usize,
     pub(crate) counters: Counters,
 }
 
@@ -156,6 +168,9 @@ impl Allocator {
             release_delay: config.pool_release_delay,
             next_sweep: config.pool_release_delay,
             reserved: 0,
+            pools_taken: 0,
+            resident_empty_total: 0,
+            retain_cache_max: config.retain_cache_max,
             counters: Counters::default(),
         }
     }
@@ -365,7 +380,7 @@ impl Allocator {
             unsafe { self.usable.push_new(arena) };
         }
         // SAFETY: the head is a live arena with nfreepools > 0 (invariant 4).
-        unsafe {
+        let pool = unsafe {
             let a = &mut *self.usable.head;
             if a.nfreepools as usize == POOLS_PER_ARENA {
                 self.wholly_free -= 1;
@@ -375,6 +390,7 @@ impl Allocator {
                 pool = a.freepools;
                 a.freepools = (*pool).next;
                 a.resident_empty -= 1;
+                self.resident_empty_total -= 1;
             } else if (a.nextpool as usize) < POOLS_PER_ARENA {
                 pool = &mut a.pools[a.nextpool as usize];
                 a.nextpool += 1;
@@ -386,19 +402,28 @@ impl Allocator {
             (*pool).next = ptr::null_mut();
             self.usable.head_took_pool();
             self.pool_clock += 1;
-            Ok(pool)
-        }
+            pool
+        };
+        // No trim here: taking a pool never grows the cache. The pool comes
+        // from the head of `usable_arenas`, which stays its head; the spare
+        // (the tail) changes only if it was the head, and then the pool was
+        // the spare's, not the cache's.
+        self.pools_taken += 1;
+        Ok(pool)
     }
 
     fn new_arena(&mut self) -> Result<*mut ArenaMeta, AllocError> {
         self.check_limit(self.arena_size)?;
         let base = os::map_aligned(self.arena_size, self.arena_size)
             .ok_or(AllocError::NoMemory { requested: self.arena_size, reason: "the OS refused to map a new arena" })?;
-        let meta = ArenaMeta::new_boxed(base, self.pool_size, self.arenas.len());
+        let Some(meta) = ArenaMeta::new_mapped(base, self.pool_size, self.arenas.len()) else {
+            os::unmap(base, self.arena_size);
+            return Err(AllocError::NoMemory { requested: self.arena_size, reason: "no memory for arena metadata" });
+        };
         if !self.map.insert(base, meta) {
             os::unmap(base, self.arena_size);
-            // SAFETY: `meta` came from `Box::into_raw` and is referenced nowhere.
-            drop(unsafe { Box::from_raw(meta) });
+            // SAFETY: `meta` came from `new_mapped` and is referenced nowhere.
+            unsafe { ArenaMeta::unmap(meta) };
             return Err(AllocError::NoMemory { requested: self.arena_size, reason: "no memory for the arena map" });
         }
         self.arenas.push(meta);
@@ -630,6 +655,18 @@ impl Allocator {
     /// # Safety
     /// `pool` is live, empty, in state Used on its ring.
     unsafe fn retire_empty_pool(&mut self, pool: *mut PoolMeta) {
+        // SAFETY: contract.
+        unsafe { self.return_pool_to_arena(pool) };
+        self.trim_cache_if_over();
+    }
+
+    /// The bookkeeping of [`Allocator::retire_empty_pool`] before the cache
+    /// is checked against its bound.
+    ///
+    /// # Safety
+    /// As `retire_empty_pool`.
+    unsafe fn return_pool_to_arena(&mut self, pool: *mut PoolMeta) {
+        self.pools_taken -= 1;
         // SAFETY: `pool` is live, in state Used on its ring; its arena is live.
         unsafe {
             self.unlink_used(pool);
@@ -642,6 +679,7 @@ impl Allocator {
             p.next = a.freepools;
             a.freepools = pool;
             a.resident_empty += 1;
+            self.resident_empty_total += 1;
             self.usable.pool_returned(arena);
             if a.nfreepools as usize == POOLS_PER_ARENA {
                 // Wholly free. Without a release delay, CPython's rule: keep
@@ -924,6 +962,8 @@ impl Allocator {
             // just removed it from the table).
             unsafe { libc::free(addr as *mut libc::c_void) };
         }
+        // Fewer bytes in use: a smaller bound for the cache.
+        self.trim_cache_if_over();
     }
 
     fn large_realloc(&mut self, addr: usize, old: LargeBlock, n: usize) -> Result<NonNull<u8>, AllocError> {
@@ -960,6 +1000,9 @@ impl Allocator {
         }
         self.untrack_large(addr, old);
         self.track_large(new_addr, new);
+        if n < old.size {
+            self.trim_cache_if_over();
+        }
         // SAFETY: non-zero.
         Ok(unsafe { NonNull::new_unchecked(new_addr as *mut u8) })
     }
@@ -980,6 +1023,88 @@ impl Allocator {
             }
         }
         released
+    }
+
+    /// The bound of the retention cache: 1/16 of the bytes in use (pools
+    /// taken from their arenas, whole, plus large blocks), at least
+    /// `RETAIN_CACHE_FLOOR` bytes, at most `retain_cache_max`.
+    pub(crate) fn cache_limit(&self) -> usize {
+        let in_use = self.pools_taken * self.pool_size + self.counters.large_bytes as usize;
+        (in_use / RETAIN_CACHE_DIVISOR).max(RETAIN_CACHE_FLOOR).min(self.retain_cache_max)
+    }
+
+    /// The spare arena: the last of `usable_arenas`, the arena with the
+    /// most free pools (null when no arena has one). When arenas are wholly
+    /// free it is one of them, CPython's spare; otherwise it is the arena
+    /// nearest to becoming one, and its resident empty pools — at most an
+    /// arena's worth, like a wholly free spare's — are the spare's part.
+    pub(crate) fn spare_arena(&self) -> *mut ArenaMeta {
+        self.usable.tail()
+    }
+
+    /// Resident bytes of the empty pools in the cache: every resident empty
+    /// pool of an arena except the spare arena's.
+    pub(crate) fn cached_bytes(&self) -> usize {
+        let spare = self.spare_arena();
+        // SAFETY: the spare, when there is one, is a live arena.
+        let spare_pools = if spare.is_null() { 0 } else { unsafe { (*spare).resident_empty as usize } };
+        (self.resident_empty_total - spare_pools) * self.pool_size
+    }
+
+    /// Runs the cache trim when the cache is over its bound. Called on the
+    /// slow paths only: when a pool returns to its arena (the arena may
+    /// become wholly free with it, or the spare), and when a large block is
+    /// freed or shrunk (fewer bytes in use lower the bound).
+    #[inline]
+    fn trim_cache_if_over(&mut self) {
+        let limit = self.cache_limit();
+        // All resident empty pools, the spare's included, within the bound:
+        // nothing to do, without a look at the spare.
+        if self.resident_empty_total * self.pool_size > limit && self.cached_bytes() > limit {
+            self.trim_cache();
+        }
+    }
+
+    /// Brings the cache down to half its bound (so that the next trim is at
+    /// least that many bytes of frees away), giving back the pools least
+    /// likely to be reused first: it walks `usable_arenas` from its tail,
+    /// where the arenas with the most free pools sort — new pools come from
+    /// the head — skipping the tail itself (the spare), unmapping the other
+    /// wholly free arenas and releasing the resident empty pools of the rest
+    /// (`MADV_DONTNEED`, neighbours coalesced). O(arenas walked + pools
+    /// released).
+    #[cold]
+    #[inline(never)]
+    fn trim_cache(&mut self) {
+        let target = self.cache_limit() / 2;
+        let spare = self.spare_arena();
+        // The walk never touches the spare, and removing arenas before the
+        // tail leaves it the tail: its resident pools stay as they are.
+        let (mut arena, spare_pools) = if spare.is_null() {
+            (spare, 0)
+        } else {
+            // SAFETY: the spare is a live list member.
+            unsafe { ((*spare).prev_arena, (*spare).resident_empty as usize) }
+        };
+        while !arena.is_null() && (self.resident_empty_total - spare_pools) * self.pool_size > target {
+            // SAFETY: list members are live; `prev` is read before `arena`
+            // may be unmapped.
+            let (prev, wholly_free, resident) = unsafe {
+                let a = &*arena;
+                (a.prev_arena, a.nfreepools as usize == POOLS_PER_ARENA, a.resident_empty)
+            };
+            if wholly_free {
+                // SAFETY: a wholly free arena is on the usable list.
+                unsafe { self.usable.remove(arena) };
+                self.wholly_free -= 1;
+                self.unmap_arena(arena);
+            } else if resident > 0 {
+                self.release_empty_pools(arena, u64::MAX);
+            }
+            arena = prev;
+        }
+        debug_assert_eq!(self.spare_arena(), spare);
+        self.counters.cache_trims_total += 1;
     }
 
     /// Unmaps every wholly free arena. Returns the resident bytes given back.
@@ -1035,6 +1160,7 @@ impl Allocator {
             }
         }
         a.resident_empty -= count as u32;
+        self.resident_empty_total -= count;
         // Coalesce runs of set bits.
         while mask != 0 {
             let start = mask.trailing_zeros() as usize;
@@ -1051,20 +1177,23 @@ impl Allocator {
 
     /// Unmaps an arena that is off the usable list and holds no block.
     fn unmap_arena(&mut self, arena: *mut ArenaMeta) {
-        // SAFETY: `arena` came from `Box::into_raw` in `new_arena`; after this
-        // function nothing refers to it (map entry and arenas slot removed).
-        let meta = unsafe { Box::from_raw(arena) };
-        self.map.remove(meta.base);
-        os::unmap(meta.base, self.arena_size);
+        // SAFETY: `arena` is live (it came from `new_mapped` in `new_arena`).
+        let (base, index, resident_empty) = unsafe { ((*arena).base, (*arena).index, (*arena).resident_empty) };
+        self.map.remove(base);
+        os::unmap(base, self.arena_size);
+        // SAFETY: after this nothing refers to `arena` (map entry removed
+        // above, arenas slot below).
+        unsafe { ArenaMeta::unmap(arena) };
         let last = self.arenas.pop().expect("arena list is not empty");
         if last != arena {
-            self.arenas[meta.index] = last;
+            self.arenas[index] = last;
             // SAFETY: `last` is a live arena.
-            unsafe { (*last).index = meta.index };
+            unsafe { (*last).index = index };
         }
         self.reserved -= self.arena_size;
+        self.resident_empty_total -= resident_empty as usize;
         self.counters.arenas_freed_total += 1;
-        self.counters.bytes_returned_total += meta.resident_empty as u64 * self.pool_size as u64;
+        self.counters.bytes_returned_total += resident_empty as u64 * self.pool_size as u64;
     }
 
     // ------------------------------------------------------------------
@@ -1177,6 +1306,8 @@ impl Allocator {
     /// (see the module docs of `pool` and `arena`). For tests.
     pub fn check_invariants(&self) {
         let mut wholly_free = 0;
+        let mut resident_empty_total = 0;
+        let mut pools_taken = 0;
         for (i, &arena) in self.arenas.iter().enumerate() {
             // SAFETY: listed arenas are live.
             let a = unsafe { &*arena };
@@ -1216,7 +1347,11 @@ impl Allocator {
                     }
                     PoolState::Full => {}
                 }
+                if matches!(pool.state, PoolState::Used | PoolState::Full) {
+                    pools_taken += 1;
+                }
             }
+            resident_empty_total += a.resident_empty as usize;
             assert_eq!(untouched, POOLS_PER_ARENA - a.nextpool as usize);
             assert_eq!(count_list(a.freepools, PoolState::Empty), empty);
             assert_eq!(count_list(a.released, PoolState::Released), released);
@@ -1230,6 +1365,15 @@ impl Allocator {
             }
         }
         assert_eq!(wholly_free, self.wholly_free);
+        assert_eq!(resident_empty_total, self.resident_empty_total, "resident empty pools");
+        assert_eq!(pools_taken, self.pools_taken, "pools taken from their arenas");
+        // The retention rule (arena.rs, "Bounded retention"), after every call.
+        assert!(
+            self.cached_bytes() <= self.cache_limit(),
+            "retention cache holds {} bytes, over its bound of {}",
+            self.cached_bytes(),
+            self.cache_limit()
+        );
         if self.release_delay == 0 {
             assert!(wholly_free <= 1, "more than one wholly free arena kept");
         }
@@ -1261,6 +1405,7 @@ impl Allocator {
             .filter(|&&a| unsafe { (*a).nfreepools } > 0)
             .count();
         assert_eq!(on_list, with_free, "usable_arenas membership");
+        assert_eq!(self.usable.tail(), prev, "usable_arenas tail");
         for (n, &last) in self.usable.nfp2lasta.iter().enumerate() {
             if !last.is_null() {
                 // SAFETY: fingers point at live list members.
@@ -1320,11 +1465,11 @@ fn mapping_len(n: usize) -> Result<usize, AllocError> {
 impl Drop for Allocator {
     fn drop(&mut self) {
         for &arena in &self.arenas {
-            // SAFETY: every listed arena was mapped by us and its metadata
-            // boxed; both are released exactly once here.
+            // SAFETY: every listed arena and its metadata were mapped by us;
+            // both are released exactly once here.
             unsafe {
                 os::unmap((*arena).base, self.arena_size);
-                drop(Box::from_raw(arena));
+                ArenaMeta::unmap(arena);
             }
         }
         for (&addr, block) in &self.large {

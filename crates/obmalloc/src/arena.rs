@@ -20,6 +20,33 @@
 //!   long-lived blocks no longer pin a whole arena's memory. The delay keeps
 //!   a loop that empties and refills the same pools from thrashing.
 //!
+//! # Bounded retention
+//! The delay alone lets memory stay: it only acts on later pool events, and
+//! a program that has stopped freeing makes none. So, whatever the delay,
+//! the resident empty pools are bounded at all times:
+//! - **the spare arena**: the last arena of `usable_arenas`, the one with
+//!   the most free pools, keeps its resident empty pools — a wholly free
+//!   arena when there is one, as CPython keeps one, else the arena nearest
+//!   to becoming one: at most an arena's worth either way;
+//! - **the cache**: every other resident empty pool, at most
+//!   `max(in_use / 16, 256 KiB)` and never more than `retain_cache_max`
+//!   (4 MiB by default), where `in_use` is the pools taken from their arenas
+//!   (whole) plus the large blocks' bytes.
+//!
+//! When a pool returns to its arena (the arena may become wholly free with
+//! it, or the spare) or a large block is freed or shrunk, and the cache is
+//! then over its bound, `Allocator::trim_cache` brings it
+//! down to half the bound at once: walking from the tail of `usable_arenas`
+//! (the least used arenas, which new pools are taken from last), it unmaps
+//! wholly free arenas but the spare and releases the resident empty pools of
+//! the others. A plain free that empties no pool costs nothing more. A burst
+//! that frees and refills a working set within spare + cache keeps all of it
+//! resident; beyond that it faults pages in again, the price of never
+//! holding more than the rule says once the frees stop. Besides the rule,
+//! each size class keeps its last pool when it empties (`pool_became_empty`:
+//! at most one per class and block kind, counted as in use). Stats report
+//! each reason (`Stats::free_bytes_*`).
+//!
 //! # Invariants (asserted by `Allocator::check_invariants`)
 //! 1. `nfreepools == |freepools| + |released| + (64 - nextpool)`.
 //! 2. `resident_empty == |freepools|`; with a release delay of 0,
@@ -32,9 +59,12 @@
 //! 5. With a release delay of 0, at most one arena has all its pools free;
 //!    with a delay, wholly free arenas older than the delay are unmapped at
 //!    the next sweep, all but one.
+//! 6. After every public call, the cache (resident empty pools outside the
+//!    spare arena) is within its bound (see "Bounded retention").
 
 use std::ptr;
 
+use crate::os;
 use crate::pool::PoolMeta;
 
 /// Pools per arena: 64 in every CPython geometry (16 KiB x 1 MiB, 4 KiB x 256 KiB).
@@ -67,43 +97,64 @@ pub(crate) struct ArenaMeta {
 }
 
 impl ArenaMeta {
-    /// Metadata for a freshly mapped arena, boxed so its address is stable
-    /// (pools point back at it, the arena map points at it).
-    pub(crate) fn new_boxed(base: usize, pool_size: usize, index: usize) -> *mut ArenaMeta {
-        let meta = Box::new(ArenaMeta {
-            base,
-            nfreepools: POOLS_PER_ARENA as u32,
-            nextpool: 0,
-            resident_empty: 0,
-            freepools: ptr::null_mut(),
-            released: ptr::null_mut(),
-            next_arena: ptr::null_mut(),
-            prev_arena: ptr::null_mut(),
-            index,
-            wholly_free_since: 0,
-            pools: std::array::from_fn(|i| PoolMeta::untouched(base + i * pool_size, ptr::null_mut())),
-        });
-        let raw = Box::into_raw(meta);
-        // SAFETY: `raw` is the unique pointer to the box just leaked.
+    /// Metadata for a freshly mapped arena, in a page mapping of its own
+    /// (`None` when the OS refuses one) so its address is stable (pools
+    /// point back at it, the arena map points at it) and so that unmapping
+    /// an arena gives its metadata (16 KiB) back to the OS as well: from the
+    /// system heap, the metadata of hundreds of freed arenas stayed resident
+    /// in glibc's free lists (5 MiB after the seed's list of 10^7 ints).
+    pub(crate) fn new_mapped(base: usize, pool_size: usize, index: usize) -> Option<*mut ArenaMeta> {
+        const { assert!(!std::mem::needs_drop::<ArenaMeta>()) };
+        let raw = os::map(meta_mapping_len())? as *mut ArenaMeta;
+        // SAFETY: a fresh, page-aligned (more than `ArenaMeta`'s 64) writable
+        // mapping of at least `size_of::<ArenaMeta>()` bytes, ours alone.
         unsafe {
-            for pool in (*raw).pools.iter_mut() {
-                pool.arena = raw;
-            }
+            raw.write(ArenaMeta {
+                base,
+                nfreepools: POOLS_PER_ARENA as u32,
+                nextpool: 0,
+                resident_empty: 0,
+                freepools: ptr::null_mut(),
+                released: ptr::null_mut(),
+                next_arena: ptr::null_mut(),
+                prev_arena: ptr::null_mut(),
+                index,
+                wholly_free_since: 0,
+                pools: std::array::from_fn(|i| PoolMeta::untouched(base + i * pool_size, raw)),
+            });
         }
-        raw
+        Some(raw)
     }
+
+    /// Gives the mapping of [`ArenaMeta::new_mapped`] back.
+    ///
+    /// # Safety
+    /// `meta` came from `new_mapped`, is unmapped once, and nothing refers
+    /// to it afterwards.
+    pub(crate) unsafe fn unmap(meta: *mut ArenaMeta) {
+        // No field needs dropping (asserted in `new_mapped`).
+        os::unmap(meta as usize, meta_mapping_len());
+    }
+}
+
+/// Length of the page mapping holding one `ArenaMeta`.
+pub(crate) fn meta_mapping_len() -> usize {
+    std::mem::size_of::<ArenaMeta>().next_multiple_of(os::page_size())
 }
 
 /// The sorted list of arenas with free pools, and its finger vector.
 pub(crate) struct UsableArenas {
     pub(crate) head: *mut ArenaMeta,
+    /// The last arena (the one with the most free pools: the spare of
+    /// "Bounded retention"), kept so that finding it is O(1).
+    tail: *mut ArenaMeta,
     /// `nfp2lasta[n]`: the last arena in the list with `n` free pools.
     pub(crate) nfp2lasta: [*mut ArenaMeta; POOLS_PER_ARENA + 1],
 }
 
 impl UsableArenas {
     pub(crate) fn new() -> UsableArenas {
-        UsableArenas { head: ptr::null_mut(), nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1] }
+        UsableArenas { head: ptr::null_mut(), tail: ptr::null_mut(), nfp2lasta: [ptr::null_mut(); POOLS_PER_ARENA + 1] }
     }
 
     /// Puts a new arena (all pools free) on the list; only called when the
@@ -118,6 +169,7 @@ impl UsableArenas {
         a.next_arena = ptr::null_mut();
         a.prev_arena = ptr::null_mut();
         self.head = arena;
+        self.tail = arena;
         self.nfp2lasta[a.nfreepools as usize] = arena;
     }
 
@@ -142,7 +194,10 @@ impl UsableArenas {
         a.nfreepools -= 1;
         if a.nfreepools == 0 {
             self.head = a.next_arena;
-            if !self.head.is_null() {
+            if self.head.is_null() {
+                // It was the only arena, hence also the tail.
+                self.tail = ptr::null_mut();
+            } else {
                 // SAFETY: list members are live.
                 unsafe { (*self.head).prev_arena = ptr::null_mut() };
             }
@@ -173,7 +228,9 @@ impl UsableArenas {
             // It was full, hence off the list: it belongs at the head.
             a.prev_arena = ptr::null_mut();
             a.next_arena = self.head;
-            if !self.head.is_null() {
+            if self.head.is_null() {
+                self.tail = arena;
+            } else {
                 // SAFETY: list members are live.
                 unsafe { (*self.head).prev_arena = arena };
             }
@@ -197,11 +254,20 @@ impl UsableArenas {
             let a = &mut *arena;
             a.prev_arena = lastnf;
             a.next_arena = (*lastnf).next_arena;
-            if !a.next_arena.is_null() {
+            if a.next_arena.is_null() {
+                // `lastnf` was the tail.
+                self.tail = arena;
+            } else {
                 (*a.next_arena).prev_arena = arena;
             }
             (*lastnf).next_arena = arena;
         }
+    }
+
+    /// The last arena of the list (the one with the most free pools), or
+    /// null when the list is empty.
+    pub(crate) fn tail(&self) -> *mut ArenaMeta {
+        self.tail
     }
 
     /// Removes `arena` from the list and from the finger vector.
@@ -235,7 +301,10 @@ impl UsableArenas {
             } else {
                 (*a.prev_arena).next_arena = a.next_arena;
             }
-            if !a.next_arena.is_null() {
+            if a.next_arena.is_null() {
+                debug_assert_eq!(self.tail, arena);
+                self.tail = a.prev_arena;
+            } else {
                 (*a.next_arena).prev_arena = a.prev_arena;
             }
         }

@@ -24,6 +24,10 @@
 //! - **Memory goes back to the OS at pool granularity** as well as per arena:
 //!   an arena holding [`RELEASE_THRESHOLD`] empty pools gives their pages back
 //!   (`MADV_DONTNEED`), so a few survivors no longer pin whole arenas.
+//! - **Bounded retention**: what stays resident after frees is one spare
+//!   arena plus a cache of at most 1/16 of the bytes in use (4 MiB at most),
+//!   enforced when a free empties a pool, not only on later pool events
+//!   (the `arena` module's "Bounded retention").
 //! - Pool headers live outside the pools, so user data cannot overwrite them.
 //! - A `max_bytes` limit and `PYTHONMALLOC=debug`-style hooks
 //!   ([`debug_hooks`]) that report an overrun as an error, not a crash.
@@ -103,7 +107,28 @@ pub struct Config {
     /// stays resident before its pages are given back, once its arena holds
     /// [`RELEASE_THRESHOLD`] empty pools. 0 releases them at once.
     pub pool_release_delay: u64,
+    /// Most bytes of resident empty pools kept as a cache beyond the one
+    /// spare arena (see "Bounded retention" in the `arena` module): the
+    /// cache is bounded by 1/16 of the bytes in use, at least
+    /// [`RETAIN_CACHE_FLOOR`] bytes, and never more than this. 0 keeps
+    /// no cache: every empty pool outside the spare arena goes back at once.
+    pub retain_cache_max: usize,
 }
+
+/// Default of [`Config::retain_cache_max`]: 4 MiB.
+pub const DEFAULT_RETAIN_CACHE_MAX: usize = 4 << 20;
+
+/// The cache of resident empty pools may hold 1/this of the bytes in use.
+pub const RETAIN_CACHE_DIVISOR: usize = 16;
+
+/// The cache may always hold this many bytes (16 pools of 16 KiB, 64 of
+/// 4 KiB), even when 1/16 of the bytes in use is less: below it a loop that
+/// empties and refills a few hundred KiB of pools of a small heap (the lifo
+/// bench: 1,000 blocks of 8..512 bytes) would give their pages back and
+/// fault them in again on every turn. Bytes, not pools, so that the small
+/// pools of the CPython 3.8 geometry get the same room. Capped by
+/// [`Config::retain_cache_max`].
+pub const RETAIN_CACHE_FLOOR: usize = 256 << 10;
 
 /// Default of [`Config::pool_release_delay`]: long enough that a burst
 /// emptying and refilling a few hundred pools never gives pages back only
@@ -118,6 +143,7 @@ impl Default for Config {
             max_bytes: 0,
             debug_hooks: false,
             pool_release_delay: DEFAULT_POOL_RELEASE_DELAY,
+            retain_cache_max: DEFAULT_RETAIN_CACHE_MAX,
         }
     }
 }

@@ -38,6 +38,23 @@ pub struct Stats {
     /// Resident bytes given back to the OS since the start (released pools,
     /// unmapped arenas' resident pools, unmapped large blocks).
     pub bytes_returned_to_os_total: u64,
+    /// Bytes held free, by reason (the retention rule of the `arena`
+    /// module's "Bounded retention"): the resident empty pools of the spare
+    /// arena (the one with the most free pools),
+    pub free_bytes_spare_arena: u64,
+    /// the resident empty pools of the cache (bounded by `free_bytes_cache_limit`),
+    pub free_bytes_cache: u64,
+    /// the empty pools kept at the head of their size class's ring (at most
+    /// one per class and block kind, ready for the class's next block),
+    pub free_bytes_class_pools: u64,
+    /// and what pools holding live blocks do not use (free blocks, the
+    /// uncarved tail, the remainder a class leaves).
+    pub free_bytes_in_used_pools: u64,
+    /// The cache's bound now: 1/16 of the bytes in use, at least 256 KiB,
+    /// at most `Config::retain_cache_max`.
+    pub free_bytes_cache_limit: u64,
+    /// Times the cache went over its bound and was trimmed.
+    pub cache_trims_total: u64,
 }
 
 /// One row of the size-class table.
@@ -107,10 +124,26 @@ impl Allocator {
             s.blocks_in_use += row.blocks_in_use;
             s.bytes_in_use += row.blocks_in_use * row.size as u64;
         }
+        let pool_size = self.pool_size as u64;
         self.for_each_arena(|a| {
             s.pools_in_use += a.pools.iter().filter(|p| p.count > 0).count() as u64;
             s.pools_released += a.pools.iter().filter(|p| p.state == PoolState::Released).count() as u64;
+            for p in a.pools.iter().filter(|p| matches!(p.state, PoolState::Used | PoolState::Full)) {
+                if p.count == 0 {
+                    s.free_bytes_class_pools += pool_size;
+                } else {
+                    s.free_bytes_in_used_pools += pool_size - p.count as u64 * p.size as u64;
+                }
+            }
         });
+        let spare = self.spare_arena();
+        if !spare.is_null() {
+            // SAFETY: the spare is a live arena.
+            s.free_bytes_spare_arena = unsafe { (*spare).resident_empty } as u64 * pool_size;
+        }
+        s.free_bytes_cache = self.cached_bytes() as u64;
+        s.free_bytes_cache_limit = self.cache_limit() as u64;
+        s.cache_trims_total = self.counters.cache_trims_total;
         let large = self.large_blocks().count() as u64;
         let c = &self.counters;
         s.large_allocations = large;
@@ -185,7 +218,7 @@ impl Allocator {
         out.push('\n');
         let root = map.root_bytes() as u64;
         let leaf_bytes = leaves * crate::arena_map::ArenaMap::leaf_bytes() as u64;
-        let meta = narenas * std::mem::size_of::<crate::arena::ArenaMeta>() as u64;
+        let meta = narenas * crate::arena::meta_mapping_len() as u64;
         write_stat_line(&mut out, "# bytes lost to arena map root", root);
         write_stat_line(&mut out, "# bytes lost to arena map leaves", leaf_bytes);
         write_stat_line(&mut out, "# bytes in off-arena pool headers", meta);
@@ -195,6 +228,13 @@ impl Allocator {
         write_stat_line(&mut out, "# pools released now (madvise)", stats.pools_released);
         write_stat_line(&mut out, "# pools released total", stats.pools_released_total);
         write_stat_line(&mut out, "# bytes returned to the OS total", stats.bytes_returned_to_os_total);
+        out.push_str("\npymem: bytes held free, by reason\n");
+        write_stat_line(&mut out, "# empty pools of the spare arena", stats.free_bytes_spare_arena);
+        write_stat_line(&mut out, "# empty pools cached", stats.free_bytes_cache);
+        write_stat_line(&mut out, "# cache bound (1/16 of use, capped)", stats.free_bytes_cache_limit);
+        write_stat_line(&mut out, "# empty pools kept by their class", stats.free_bytes_class_pools);
+        write_stat_line(&mut out, "# unused in pools with blocks", stats.free_bytes_in_used_pools);
+        write_stat_line(&mut out, "# cache trims total", stats.cache_trims_total);
         out.push_str("\npymem: large blocks (> 512 bytes)\n");
         write_stat_line(&mut out, "# large blocks in use", stats.large_allocations);
         write_stat_line(&mut out, "# bytes in large blocks", stats.large_bytes);

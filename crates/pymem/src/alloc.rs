@@ -41,6 +41,23 @@ pub struct AllocStats {
     /// Resident bytes given back to the OS since the runtime was created
     /// (released pools, unmapped arenas, unmapped large blocks).
     pub bytes_returned_to_os_total: u64,
+    /// Bytes held free, by reason (the bounded retention rule of
+    /// `pymem_config.retain_cache_max`). Resident empty pools of the spare
+    /// arena: the arena with the most free pools (a wholly free one when
+    /// there is one, as CPython keeps one spare), at most an arena's worth.
+    pub free_bytes_spare_arena: u64,
+    /// Resident empty pools of the cache, at most `free_bytes_cache_limit`.
+    pub free_bytes_cache: u64,
+    /// The cache's bound now: 1/16 of the bytes in use, at least 256 KiB,
+    /// at most `pymem_config.retain_cache_max`.
+    pub free_bytes_cache_limit: u64,
+    /// Empty pools kept by their size class (at most one per class and block
+    /// kind, ready for the class's next block).
+    pub free_bytes_class_pools: u64,
+    /// What pools holding live blocks do not use: free blocks, the not yet
+    /// carved tail, the remainder of the class size (fragmentation; goes
+    /// back only as blocks are freed).
+    pub free_bytes_in_used_pools: u64,
 }
 
 impl From<obmalloc::Stats> for AllocStats {
@@ -58,6 +75,11 @@ impl From<obmalloc::Stats> for AllocStats {
             large_bytes: s.large_bytes,
             pools_released: s.pools_released,
             bytes_returned_to_os_total: s.bytes_returned_to_os_total,
+            free_bytes_spare_arena: s.free_bytes_spare_arena,
+            free_bytes_cache: s.free_bytes_cache,
+            free_bytes_cache_limit: s.free_bytes_cache_limit,
+            free_bytes_class_pools: s.free_bytes_class_pools,
+            free_bytes_in_used_pools: s.free_bytes_in_used_pools,
         }
     }
 }

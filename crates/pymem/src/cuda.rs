@@ -15,9 +15,11 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::ThreadId;
 
+// cuda_cache's Mutex: helgrind sees its order (test-all runs cuda_threads.c under it).
+use cuda_cache::sync::Mutex;
 use cuda_cache::{AllocatorConfig, Backend, BackendError, CacheError, CachingAllocator, Driver, Simulated};
 
 use crate::boundary::{c_message, run_without_runtime, thread_error, thread_error_ptr, write_out, ErrorSlot, Failure};

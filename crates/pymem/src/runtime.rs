@@ -26,6 +26,9 @@ pub const PYMEM_GC_PROFILE_CPYTHON_313: i32 = 1;
 /// Default of `pymem_config.pool_release_delay`, in pool events.
 pub const PYMEM_DEFAULT_POOL_RELEASE_DELAY: u64 = 256;
 
+/// Default of `pymem_config.retain_cache_max`: 4 MiB.
+pub const PYMEM_DEFAULT_RETAIN_CACHE_MAX: u64 = 4 << 20;
+
 /// Major version of the library this header belongs to.
 pub const PYMEM_VERSION_MAJOR: u32 = 0;
 /// Minor version (until 1.0 the ABI may change between minor versions).
@@ -51,7 +54,8 @@ pub struct Config {
     /// Once an arena holds 8 empty pools, how many pool events (a pool
     /// taken or emptied) a pool must stay empty before its pages are given
     /// back to the OS. Default 256; 0 gives them back at once (may thrash
-    /// when a loop empties and refills the same pools).
+    /// when a loop empties and refills the same pools). Whatever the delay,
+    /// what stays resident is bounded by `retain_cache_max`'s rule.
     pub pool_release_delay: u64,
     /// Ints in `small_int_min..=small_int_max` are cached immortal objects
     /// (default -5..=256, as CPython; 3.15 caches up to 1024).
@@ -69,6 +73,20 @@ pub struct Config {
     /// The collector's thresholds: `PYMEM_GC_PROFILE_CPYTHON_311` (700, 10,
     /// 10; default) or `PYMEM_GC_PROFILE_CPYTHON_313` (2000, 10, 10).
     pub gc_profile: i32,
+    /// Bounded retention: after frees, the allocator keeps resident at most
+    /// one spare arena's worth of empty pools (those of the arena with the
+    /// most free pools: a wholly free one, as CPython, when there is one)
+    /// plus a cache of empty pools of at most 1/16 of the bytes in use
+    /// (pools holding blocks, whole, plus large blocks), at least 256 KiB,
+    /// and never more than this many bytes (default 4 MiB; 0 = no cache).
+    /// A free that empties a pool (or frees a large block) and leaves the
+    /// cache over that bound gives the excess back to the OS at once (down
+    /// to half the bound, least used arenas first), so memory does not stay
+    /// once the program stops freeing; a plain free costs nothing more.
+    /// Besides these, each size class keeps its last pool when it empties
+    /// (ready for the class's next block). `pymem_alloc_get_stats` reports
+    /// the bytes held free by each reason (`free_bytes_*`).
+    pub retain_cache_max: u64,
 }
 
 impl Default for Config {
@@ -86,6 +104,7 @@ impl Default for Config {
             list_free_list: 80,
             dict_free_list: 80,
             gc_profile: PYMEM_GC_PROFILE_CPYTHON_311,
+            retain_cache_max: PYMEM_DEFAULT_RETAIN_CACHE_MAX,
         }
     }
 }
@@ -142,6 +161,11 @@ const ENV_OVERRIDES: &[EnvOverride] = &[
         accepts: "a count of pool events (0 = at once)",
         apply: |c, v| v.parse().map(|n| c.pool_release_delay = n).is_ok(),
     },
+    EnvOverride {
+        name: "PYMEM_RETAIN_CACHE_MAX",
+        accepts: "a byte count (0 = no cache of empty pools)",
+        apply: |c, v| v.parse().map(|n| c.retain_cache_max = n).is_ok(),
+    },
 ];
 
 impl Config {
@@ -175,11 +199,14 @@ impl Config {
         };
         let max_bytes = usize::try_from(self.max_bytes)
             .map_err(|_| format!("pymem_runtime_new: max_bytes {} is too large", self.max_bytes))?;
+        // A bound past the address space is no bound: saturate.
+        let retain_cache_max = usize::try_from(self.retain_cache_max).unwrap_or(usize::MAX);
         Ok(obmalloc::Config {
             geometry,
             max_bytes,
             debug_hooks: self.debug_hooks != 0,
             pool_release_delay: self.pool_release_delay,
+            retain_cache_max,
         })
     }
 }
@@ -419,10 +446,11 @@ fn forget_owned(rt: &Runtime) {
 }
 
 /// Fills `*cfg` with the defaults: CPython 3.10+ geometry, no debug hooks, no
-/// memory limit, a pool release delay of 256 pool events; then applies the
-/// environment, as CPython reads `PYTHONMALLOC`:
-/// `PYMEM_MALLOC=debug|pymalloc` (debug hooks), `PYMEM_GEOMETRY=3.10|3.8`,
-/// `PYMEM_MAX_BYTES=<bytes>`, `PYMEM_POOL_RELEASE_DELAY=<events>`. A value
+/// memory limit, a pool release delay of 256 pool events, a retention cache
+/// of at most 4 MiB; then applies the environment, as CPython reads
+/// `PYTHONMALLOC`: `PYMEM_MALLOC=debug|pymalloc` (debug hooks),
+/// `PYMEM_GEOMETRY=3.10|3.8`, `PYMEM_MAX_BYTES=<bytes>`,
+/// `PYMEM_POOL_RELEASE_DELAY=<events>`, `PYMEM_RETAIN_CACHE_MAX=<bytes>`. A value
 /// it cannot accept is ignored, with a message in `pymem_last_error(NULL)`.
 /// NULL is ignored. Callable from any thread.
 ///
@@ -646,7 +674,9 @@ mod tests {
             ("PYMEM_GEOMETRY", "3.8"),
             ("PYMEM_MAX_BYTES", "1048576"),
             ("PYMEM_POOL_RELEASE_DELAY", " 0 "),
+            ("PYMEM_RETAIN_CACHE_MAX", "65536"),
         ]));
+        assert_eq!(cfg.retain_cache_max, 65536);
         assert_eq!(cfg.debug_hooks, 1);
         assert_eq!(cfg.geometry, PYMEM_GEOMETRY_CPYTHON_38);
         assert_eq!(cfg.max_bytes, 1 << 20);
@@ -667,6 +697,7 @@ mod tests {
     #[test]
     fn default_release_delay_is_the_allocators() {
         assert_eq!(PYMEM_DEFAULT_POOL_RELEASE_DELAY, obmalloc::DEFAULT_POOL_RELEASE_DELAY);
+        assert_eq!(PYMEM_DEFAULT_RETAIN_CACHE_MAX, obmalloc::DEFAULT_RETAIN_CACHE_MAX as u64);
     }
 
     #[test]

@@ -120,6 +120,7 @@ fn alloc(root: &Path, opts: &Options) -> Result<(), String> {
 
     let results = time_all(root, &allocators, opts)?;
     print_table(&allocators, &results, opts);
+    print_targets(&results);
 
     if !opts.ir {
         println!("\n(callgrind instructions per op skipped: --no-ir)");
@@ -310,6 +311,29 @@ fn print_table(allocators: &[Allocator], results: &Results, opts: &Options) {
                 ratio(pymalloc),
                 thousands(faults as u64)
             );
+        }
+    }
+}
+
+/// The allocator targets of the issues (2 and 10), each against the peer's
+/// median in the same run: pymem's window at or below 0.5x glibc and 0.5x
+/// pymalloc, its lifo at or below 0.35x glibc.
+const ALLOC_TARGETS: [(&str, &str, f64); 3] =
+    [("window", "glibc", 0.5), ("window", "pymalloc", 0.5), ("lifo", "glibc", 0.35)];
+
+fn print_targets(results: &Results) {
+    let med = |name: &str, workload: &str| {
+        results.get(&(name.to_string(), workload.to_string())).map(|v| median(v.iter().map(|s| s.ns_per_op)))
+    };
+    println!();
+    for (workload, peer, target) in ALLOC_TARGETS {
+        match (med("pymem", workload), med(peer, workload)) {
+            (Some(ours), Some(theirs)) => {
+                let ratio = ours / theirs;
+                let verdict = if ratio <= target { "met" } else { "NOT met" };
+                println!("target: pymem {workload} <= {target}x {peer}: {ratio:.2}x, {verdict}");
+            }
+            _ => println!("target: pymem {workload} <= {target}x {peer}: n/a ({peer} not measured)"),
         }
     }
 }

@@ -199,8 +199,10 @@ impl Allocator {
     /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
-        if let Some(block) = self.malloc_kind_fast(n, kind) {
-            return Ok(block);
+        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
+            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
+                return Ok(block);
+            }
         }
         self.alloc_kind(n, kind)
     }
@@ -210,12 +212,41 @@ impl Allocator {
     /// the slow path is needed (no pool in use, a large size). For callers
     /// whose own fast path has no error handling; they retry with
     /// `malloc_kind` on `None`.
+    ///
+    /// A leaf: when the block taken is the pool's last free one it carves
+    /// the next inline, and when the pool has none left to carve (it turns
+    /// full, a state change) it answers `None` before taking anything, so
+    /// it calls nothing and its callers keep a small frame.
     #[inline(always)]
     pub fn malloc_kind_fast(&mut self, n: usize, kind: BlockKind) -> Option<NonNull<u8>> {
-        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
-            return self.alloc_from_used_pool(ring_of(kind, class_of(n)));
+        if n.wrapping_sub(1) >= SMALL_REQUEST_THRESHOLD {
+            return None;
         }
-        None
+        let pool = self.usedpools[ring_of(kind, class_of(n)) & (RINGS - 1)];
+        if pool.is_null() {
+            return None;
+        }
+        // SAFETY: as `alloc_from_used_pool`: a Used pool's `freeblock` is a
+        // free block whose first word is the next link; a carved block lies
+        // inside the pool (nextoffset <= maxnextoffset).
+        unsafe {
+            let p = &mut *pool;
+            let block = p.freeblock;
+            let mut next = *(block as *const *mut u8);
+            if next.is_null() {
+                if p.nextoffset > p.maxnextoffset {
+                    return None;
+                }
+                next = (p.base + p.nextoffset as usize) as *mut u8;
+                *(next as *mut *mut u8) = ptr::null_mut();
+                p.nextoffset += p.size;
+            }
+            p.freeblock = next;
+            p.count += 1;
+            let index = p.index_of(block as usize);
+            p.mark_allocated(index);
+            Some(NonNull::new_unchecked(block))
+        }
     }
 
     /// Allocates an object block (see [`Allocator::malloc_kind`]).

@@ -741,3 +741,54 @@ fn object_blocks_are_their_own_kind() {
     assert_eq!(alloc.stats().blocks_in_use, 0);
     alloc.check_invariants();
 }
+
+/// The fast paths alone (`malloc_kind_fast`, `free_kind_fast`) serve what a
+/// pool in use can serve without a state change, and otherwise answer
+/// `None`/false with nothing changed: no pool in use yet, a pool that would
+/// turn full, a pool that would empty, a block of another kind, a pointer
+/// that is not a live block.
+#[test]
+fn the_kind_fast_paths_serve_only_what_changes_no_pool_state() {
+    use obmalloc::BlockKind;
+    let mut a = allocator();
+    assert!(a.malloc_kind_fast(48, BlockKind::Object).is_none(), "no pool in use for the class yet");
+    assert!(a.malloc_kind_fast(0, BlockKind::Object).is_none(), "0 bytes: the slow path's unique pointer");
+    assert!(a.malloc_kind_fast(4000, BlockKind::Object).is_none(), "a large size");
+    assert_eq!(a.stats().blocks_in_use, 0);
+
+    // The first block through the full path puts a pool in use; the fast
+    // path then takes (and carves) every other block of the pool but the
+    // last, which would make the pool full.
+    let first = a.malloc_kind(48, BlockKind::Object).unwrap();
+    let capacity = POOL / 48;
+    let mut blocks = vec![first];
+    while let Some(p) = a.malloc_kind_fast(48, BlockKind::Object) {
+        blocks.push(p);
+        a.check_invariants();
+    }
+    assert_eq!(blocks.len(), capacity - 1, "all but the pool's last block");
+    let before = a.stats();
+    assert!(a.malloc_kind_fast(48, BlockKind::Object).is_none());
+    assert_eq!(a.stats(), before, "a refused fast allocation changes nothing");
+    blocks.push(a.malloc_kind(48, BlockKind::Object).unwrap());
+
+    // Freeing: the first free from a full pool is a state change (full ->
+    // used): refused. Then frees go through, down to the last block, whose
+    // free would empty the pool: refused.
+    let before = a.stats();
+    assert!(!a.free_kind_fast(blocks[0].as_ptr(), BlockKind::Object), "the pool is full");
+    assert!(!a.free_kind_fast(blocks[1].as_ptr(), BlockKind::Internal), "another kind");
+    assert!(!a.free_kind_fast(blocks[1].as_ptr().wrapping_add(8), BlockKind::Object), "an interior pointer");
+    assert_eq!(a.stats(), before, "refused fast frees change nothing");
+    a.free_kind(blocks[0].as_ptr(), BlockKind::Object).unwrap();
+    for p in &blocks[1..blocks.len() - 1] {
+        assert!(a.free_kind_fast(p.as_ptr(), BlockKind::Object));
+    }
+    a.check_invariants();
+    assert!(!a.free_kind_fast(blocks[1].as_ptr(), BlockKind::Object), "already freed");
+    let last = blocks[blocks.len() - 1];
+    assert!(!a.free_kind_fast(last.as_ptr(), BlockKind::Object), "the pool would empty");
+    a.free_kind(last.as_ptr(), BlockKind::Object).unwrap();
+    assert_eq!(a.stats().blocks_in_use, 0);
+    a.check_invariants();
+}

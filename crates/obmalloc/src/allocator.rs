@@ -97,6 +97,14 @@ pub struct Allocator {
     /// with debug hooks (every block then takes the slow path that adds
     /// guards) — one compare instead of a size check and a flag check.
     fast_path_limit: usize,
+    /// `malloc_kind`'s fast path serves sizes `1..=kind_fast_path_limit`:
+    /// 512, or 0 while failures are injected (see `fail_after`).
+    kind_fast_path_limit: usize,
+    /// Failure injection for tests ([`Allocator::fail_allocations_after`]):
+    /// how many more allocations succeed before every one fails; `None` =
+    /// off. Checked only on the slow path: while it is set both fast-path
+    /// limits are 0, so every allocation reaches the check.
+    fail_after: Option<u64>,
     debug: bool,
     pool_shift: u32,
     pub(crate) pool_size: usize,
@@ -141,6 +149,8 @@ impl Allocator {
             usedpools: [ptr::null_mut(); RINGS],
             map: ArenaMap::new(arena_size.trailing_zeros(), !config.debug_hooks),
             fast_path_limit: if config.debug_hooks { 0 } else { SMALL_REQUEST_THRESHOLD },
+            kind_fast_path_limit: SMALL_REQUEST_THRESHOLD,
+            fail_after: None,
             debug: config.debug_hooks,
             pool_shift: pool_size.trailing_zeros(),
             pool_size,
@@ -165,6 +175,36 @@ impl Allocator {
         self.debug
     }
 
+    /// Failure injection, for out-of-memory tests: with `Some(n)` the next
+    /// `n` allocations (malloc, calloc, realloc that moves or grows, of any
+    /// kind) succeed and every one after them fails with
+    /// [`AllocError::NoMemory`], until `None` turns it off. Frees and
+    /// in-place reallocs are not allocations.
+    ///
+    /// It costs the fast paths nothing but their limit being a field: while
+    /// armed both limits are 0, so every allocation takes the slow path,
+    /// where the countdown is checked (as the debug hooks do for `malloc`).
+    pub fn fail_allocations_after(&mut self, n: Option<u64>) {
+        self.fail_after = n;
+        let armed = n.is_some();
+        self.fast_path_limit = if self.debug || armed { 0 } else { SMALL_REQUEST_THRESHOLD };
+        self.kind_fast_path_limit = if armed { 0 } else { SMALL_REQUEST_THRESHOLD };
+    }
+
+    /// The injected failure, if the countdown has run out; counts one
+    /// allocation otherwise. Called at the start of every slow allocation.
+    #[inline(always)]
+    fn injected_failure(&mut self, requested: usize) -> Result<(), AllocError> {
+        match &mut self.fail_after {
+            None => Ok(()),
+            Some(0) => Err(AllocError::NoMemory { requested, reason: "an injected allocation failure (test)" }),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+        }
+    }
+
     // ------------------------------------------------------------------
     // malloc
 
@@ -184,7 +224,7 @@ impl Allocator {
     /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
-        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
+        if n.wrapping_sub(1) < self.kind_fast_path_limit {
             if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
                 return Ok(block);
             }
@@ -275,6 +315,7 @@ impl Allocator {
     #[cold]
     #[inline(never)]
     fn alloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
+        self.injected_failure(n)?;
         let n = n.max(1);
         if n <= SMALL_REQUEST_THRESHOLD {
             let class = class_of(n);
@@ -890,6 +931,7 @@ impl Allocator {
     }
 
     fn large_realloc(&mut self, addr: usize, old: LargeBlock, n: usize) -> Result<NonNull<u8>, AllocError> {
+        self.injected_failure(n)?;
         let mapped = mapping_len(n)?;
         let new = LargeBlock { kind: old.kind, size: n, mapped };
         let growth = new.reserved().saturating_sub(old.reserved());

@@ -29,6 +29,8 @@ pub mod ns;
 pub mod object;
 pub mod runtime;
 pub mod status;
+#[doc(hidden)]
+pub mod testing;
 pub mod weakref;
 
 pub use alloc::AllocStats;

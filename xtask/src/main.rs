@@ -12,12 +12,14 @@
 //! cargo xtask bench cuda [--runs N] [--n N]
 //! cargo xtask bench [--runs N] [--no-ir]     all four benches
 //! cargo xtask demo [SECTION...] [--list]     the C-API demo (xtask/c/demo.c)
+//! cargo xtask fuzz [--calls N] [--seed S]    random call sequences over the C ABI (crates/pymem-fuzz)
 //! ```
 
 mod bench;
 mod bench_cuda;
 mod demo;
 mod dist;
+mod fuzz;
 mod header;
 mod test_all;
 mod util;
@@ -33,7 +35,9 @@ const USAGE: &str = "usage:
   cargo xtask bench reset [--runs N]                    namespace reset vs CPython's del + gc.collect()
   cargo xtask bench cuda [--runs N] [--n N]             GPU cache: cache-hit latency, reserved/allocated on a trace
   cargo xtask bench [--runs N] [--no-ir]                all four benches
-  cargo xtask demo [SECTION...] [--list]                run the C-API demo";
+  cargo xtask demo [SECTION...] [--list]                run the C-API demo
+  cargo xtask fuzz [--calls N] [--seed S] [--max-len L] random call sequences over the whole C ABI, checked
+                   [--replay FILE]                      against a model (crates/pymem-fuzz)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +49,7 @@ fn main() {
         Some("dist") => dist::cmd(&root, rest),
         Some("bench") => bench::cmd(&root, rest),
         Some("demo") => demo::cmd(&root, rest),
+        Some("fuzz") => fuzz::cmd(&root, rest),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

@@ -861,7 +861,7 @@ impl World {
             _ => None,
         };
         let a = match wanted {
-            Some(pred) if op.a % 3 != 0 => {
+            Some(pred) if !op.a.is_multiple_of(3) => {
                 let of_type: Vec<usize> = self.handles.iter().copied().filter(|&h| pred(&self.objs[h].val)).collect();
                 if of_type.is_empty() {
                     self.handle(op.a)

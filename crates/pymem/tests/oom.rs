@@ -22,8 +22,8 @@ use pymem::gc::{
     pymem_gc_get_referrers,
 };
 use pymem::ns::{
-    pymem_ns_get, pymem_ns_new, pymem_ns_reset, pymem_ns_set, pymem_ns_who, pymem_ns_whos, pymem_ns_why_alive,
-    ResetReport,
+    pymem_ns_del, pymem_ns_get, pymem_ns_hide, pymem_ns_new, pymem_ns_reset, pymem_ns_set, pymem_ns_who, pymem_ns_whos,
+    pymem_ns_why_alive, pymem_ns_xdel, ResetReport,
 };
 use pymem::object::{
     pymem_call, pymem_clear_free_lists, pymem_copy, pymem_decref, pymem_deepcopy, pymem_dict_len, pymem_dict_new,
@@ -630,6 +630,16 @@ fn namespaces() {
     r.every_failure_or_not("ns_why_alive", || unsafe { pymem_ns_why_alive(rt, ns, c"v1".as_ptr(), &mut text) });
     // SAFETY: a string from pymem.
     unsafe { pymem_string_free(text) };
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    r.every_failure_or_not("ns_hide", || unsafe { pymem_ns_hide(rt, ns, c"v2".as_ptr()) });
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    r.every_failure_or_not("ns_del", || unsafe { pymem_ns_del(rt, ns, c"v3".as_ptr()) });
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    r.every_failure_or_not("ns_xdel", || unsafe { pymem_ns_xdel(rt, ns, c"v5".as_ptr()) });
+    let mut got = ptr::null_mut();
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    r.every_failure_or_not("ns_get", || unsafe { pymem_ns_get(rt, ns, c"v4".as_ptr(), &mut got) });
+    r.drop_ref(got);
     // reset: the names bound to fresh objects only the namespace holds.
     for i in 0..6 {
         let name = std::ffi::CString::new(format!("tmp{i}")).unwrap();
@@ -785,4 +795,71 @@ fn gpu_cache_on_a_device_too_small() {
     }
     eprintln!("{total_ooms} failed mallocs checked");
     assert!(total_ooms > 10, "the device never ran out: the test did not test anything");
+}
+
+/// The limit itself (`pymem_config.max_bytes`), not injected failures: a
+/// runtime allowed two arenas fills them with a growing list of ints; the
+/// append that would need a third arena fails with `PYMEM_ERR_NO_MEMORY`
+/// and leaves the list, the counts and the bytes in use as they were; once
+/// the list is dropped everything is back to the start.
+#[test]
+fn max_bytes_limit() {
+    let mut cfg = default_config();
+    cfg.max_bytes = 2 << 20;
+    let mut rt = ptr::null_mut();
+    // SAFETY: valid config and out-pointer.
+    assert_eq!(unsafe { pymem_runtime_new(&cfg, &mut rt) }, Status::PYMEM_OK);
+    // SAFETY: live runtime.
+    ok(unsafe { pymem_gc_disable(rt) }, rt);
+    let mut r = Rt { rt, watched: Vec::new(), attrs: Vec::new(), start_bytes: 0, permanent: 0 };
+    let x = r.int(1 << 40);
+    r.drop_ref(x);
+    r.start_bytes = r.stats().bytes_in_use;
+    let l = r.watch(r.list(&[]));
+    let mut failures = 0;
+    for i in 0..1_000_000 {
+        // What a failure could change, in O(1) (a full snapshot lists
+        // every item): bytes and blocks in use, the list's length, count
+        // and last item.
+        let state = |r: &Rt| {
+            let s = r.stats();
+            let (mut len, mut count, mut last) = (0usize, 0isize, ptr::null_mut());
+            // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+            unsafe {
+                ok(pymem_list_len(rt, l, &mut len), rt);
+                ok(pymem_refcount(rt, l, &mut count), rt);
+                if len > 0 {
+                    ok(pymem_list_get(rt, l, len - 1, &mut last), rt);
+                    r.drop_ref(last);
+                }
+            }
+            (s.bytes_in_use, s.blocks_in_use, len, count, last as usize)
+        };
+        let before = state(&r);
+        let mut item = ptr::null_mut();
+        // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+        let st = unsafe { pymem_int_new(rt, (1 << 40) + i, &mut item) };
+        let st = if st == Status::PYMEM_OK {
+            // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+            let st = unsafe { pymem_list_append(rt, l, item) };
+            r.drop_ref(item);
+            st
+        } else {
+            st
+        };
+        if st == Status::PYMEM_OK {
+            continue;
+        }
+        assert_eq!(st, Status::PYMEM_ERR_NO_MEMORY);
+        failures += 1;
+        // A failed int_new changes nothing; a failed append leaves the
+        // list as it was (the new int, dropped, is gone again).
+        assert_eq!(state(&r), before, "the failure at item {i} changed state");
+        assert!(r.stats().bytes_reserved <= 2 << 20);
+        if failures == 3 {
+            break;
+        }
+    }
+    assert_eq!(failures, 3, "the limit was never reached");
+    r.finish();
 }

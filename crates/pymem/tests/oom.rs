@@ -26,12 +26,12 @@ use pymem::ns::{
     pymem_ns_why_alive, pymem_ns_xdel, ResetReport,
 };
 use pymem::object::{
-    pymem_call, pymem_clear_free_lists, pymem_copy, pymem_decref, pymem_deepcopy, pymem_dict_len, pymem_dict_new,
-    pymem_dict_next, pymem_dict_set, pymem_float_new, pymem_function_new, pymem_getattr, pymem_instance_new,
-    pymem_int_new, pymem_list_append, pymem_list_get, pymem_list_insert, pymem_list_len, pymem_list_new,
-    pymem_list_set, pymem_module_new, pymem_refcount, pymem_repr, pymem_setattr, pymem_str_intern, pymem_str_new,
-    pymem_tuple_get, pymem_tuple_len, pymem_tuple_new, pymem_type_name, pymem_type_new, pymem_type_spec_init, Object,
-    Type, TypeSpec,
+    pymem_call, pymem_clear_free_lists, pymem_copy, pymem_decref, pymem_deepcopy, pymem_delattr, pymem_dict_len,
+    pymem_dict_new, pymem_dict_next, pymem_dict_set, pymem_float_new, pymem_function_new, pymem_getattr,
+    pymem_instance_new, pymem_int_new, pymem_list_append, pymem_list_get, pymem_list_insert, pymem_list_len,
+    pymem_list_new, pymem_list_set, pymem_module_new, pymem_refcount, pymem_repr, pymem_setattr, pymem_str_intern,
+    pymem_str_new, pymem_tuple_get, pymem_tuple_len, pymem_tuple_new, pymem_type_name, pymem_type_new,
+    pymem_type_spec_init, Object, Type, TypeSpec,
 };
 use pymem::runtime::{pymem_config_init, pymem_last_error, pymem_last_status, pymem_runtime_free, pymem_runtime_new};
 use pymem::testing::{check_invariants, fail_allocations_after};
@@ -444,6 +444,13 @@ fn attributes_copies_and_calls() {
         // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
         r.every_failure_or_not("setattr (module, more names)", || unsafe { pymem_setattr(rt, m, name.as_ptr(), x) });
     }
+    // Reading and deleting a module attribute make a str of the name.
+    let mut got = ptr::null_mut();
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    r.every_failure("getattr (module)", || unsafe { pymem_getattr(rt, m, c"first".as_ptr(), &mut got) });
+    r.drop_ref(got);
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    r.every_failure("delattr (module)", || unsafe { pymem_delattr(rt, m, c"a11".as_ptr()) });
     // An instance of a host type with attributes (no slots).
     let ty = r.host_type(c"Plain", &[]);
     let mut inst = ptr::null_mut();
@@ -541,6 +548,21 @@ fn gc_queries_and_weakrefs() {
     let a = r.watch(r.list(&[x]));
     let b = r.watch(r.list(&[a, a]));
     let d = r.watch(r.dict(&[(x, b)]));
+    // A collection needs no memory: with every allocation failing, a
+    // garbage cycle is still found and freed.
+    let cycle = r.list(&[]);
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    unsafe { ok(pymem_list_append(rt, cycle, cycle), rt) };
+    r.drop_ref(cycle);
+    let mut found = 0;
+    // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
+    unsafe {
+        ok(fail_allocations_after(rt, Some(0)), rt);
+        let st = pymem_gc_collect(rt, 2, &mut found);
+        ok(fail_allocations_after(rt, None), rt);
+        ok(st, rt);
+    }
+    assert_eq!(found, 1, "the cycle was not collected with allocations failing");
     let mut out = ptr::null_mut();
     // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
     r.every_failure("gc_get_objects", || unsafe { pymem_gc_get_objects(rt, -1, &mut out) });

@@ -35,6 +35,7 @@ pub fn run_sequence_traced(seq: &Sequence, trace: bool) -> Result<world::Counts,
             if trace {
                 println!("{i}: {}", op.to_line());
             }
+            abort_hook(op);
             let r = w.step(op);
             if trace {
                 print!("{}", w.describe_handles());
@@ -66,6 +67,10 @@ pub struct FuzzConfig {
     pub max_len: usize,
     /// Where a failing sequence is saved (None: not saved).
     pub save_to: Option<PathBuf>,
+    /// A file that gets the sequence about to run (`seed index max_len`)
+    /// before each one, so that a supervisor can tell which sequence
+    /// crashed the process (a crash cannot be caught in-process).
+    pub marker: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -128,6 +133,9 @@ pub fn fuzz(cfg: &FuzzConfig, mut progress: impl FnMut(&Summary)) -> Result<Summ
     let mut i = 0;
     while summary.calls < cfg.calls {
         let seq = sequence_of(cfg.seed, i, cfg.max_len);
+        if let Some(m) = &cfg.marker {
+            let _ = std::fs::write(m, format!("{} {i} {}\n", cfg.seed, cfg.max_len));
+        }
         match run_sequence(&seq) {
             Ok(c) => summary.add(&c),
             Err(first) => {
@@ -142,6 +150,18 @@ pub fn fuzz(cfg: &FuzzConfig, mut progress: impl FnMut(&Summary)) -> Result<Summ
         }
     }
     Ok(summary)
+}
+
+/// Test hook for the crash path: with `PYMEM_FUZZ_ABORT_ON=<step kind>` in
+/// the environment, a step of that kind aborts the process (as a crash in
+/// pymem would), so that a test can check that the supervisor shrinks and
+/// saves crashing sequences.
+pub fn abort_hook(op: &op::Op) {
+    if let Some(kind) = std::env::var_os("PYMEM_FUZZ_ABORT_ON") {
+        if kind.to_str() == Some(op.kind.name()) {
+            std::process::abort();
+        }
+    }
 }
 
 /// Saves a failing sequence as a regression case (`seed-S-seq-I.txt`).

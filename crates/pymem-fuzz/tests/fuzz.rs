@@ -27,7 +27,7 @@ fn regression_cases_pass() {
 
 #[test]
 fn a_short_random_run_finds_nothing() {
-    let cfg = FuzzConfig { calls: 40_000, seed: 11, max_len: 120, save_to: None };
+    let cfg = FuzzConfig { calls: 40_000, seed: 11, max_len: 120, save_to: None, marker: None };
     match fuzz(&cfg, |_| {}) {
         Ok(summary) => {
             assert!(summary.calls >= 40_000);
@@ -82,4 +82,28 @@ fn the_shrinker_finds_the_step_that_fails() {
     assert_eq!(msg, "has the dict step");
     assert_eq!(shrunk.ops.len(), 1, "{}", shrunk.to_text());
     assert_eq!(shrunk.max_bytes, 0);
+}
+
+/// A crash (here an abort the test asks for, as a crash in pymem would
+/// end the process) is caught by the supervising process, which shrinks
+/// the sequence in processes of their own and saves it.
+#[test]
+fn a_crash_is_shrunk_and_saved() {
+    let dir = std::env::temp_dir().join(format!("pymem-fuzz-crash-test-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pymem-fuzz"))
+        .args(["--calls", "100000", "--seed", "3", "--max-len", "30", "--save-to"])
+        .arg(&dir)
+        .env("PYMEM_FUZZ_ABORT_ON", "NewDict")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("CRASH"), "{stdout}");
+    assert!(stdout.contains("shrunk to 1 steps"), "{stdout}");
+    let saved: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(saved.len(), 1);
+    let seq = Sequence::parse(&std::fs::read_to_string(&saved[0]).unwrap()).unwrap();
+    assert_eq!(seq.ops.len(), 1);
+    assert_eq!(seq.ops[0].kind, Kind::NewDict);
+    let _ = std::fs::remove_dir_all(&dir);
 }

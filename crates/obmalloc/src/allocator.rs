@@ -98,12 +98,15 @@ pub struct Allocator {
     /// guards) — one compare instead of a size check and a flag check.
     fast_path_limit: usize,
     /// `malloc_kind`'s fast path serves sizes `1..=kind_fast_path_limit`:
-    /// 512, or 0 while failures are injected (see `fail_after`).
+    /// 512, or 0 while failures are injected (see `fail_after`). Without
+    /// the `fail-injection` feature the limit is the constant 512.
+    #[cfg(feature = "fail-injection")]
     kind_fast_path_limit: usize,
     /// Failure injection for tests ([`Allocator::fail_allocations_after`]):
     /// how many more allocations succeed before every one fails; `None` =
     /// off. Checked only on the slow path: while it is set both fast-path
     /// limits are 0, so every allocation reaches the check.
+    #[cfg(feature = "fail-injection")]
     fail_after: Option<u64>,
     debug: bool,
     pool_shift: u32,
@@ -149,7 +152,9 @@ impl Allocator {
             usedpools: [ptr::null_mut(); RINGS],
             map: ArenaMap::new(arena_size.trailing_zeros(), !config.debug_hooks),
             fast_path_limit: if config.debug_hooks { 0 } else { SMALL_REQUEST_THRESHOLD },
+            #[cfg(feature = "fail-injection")]
             kind_fast_path_limit: SMALL_REQUEST_THRESHOLD,
+            #[cfg(feature = "fail-injection")]
             fail_after: None,
             debug: config.debug_hooks,
             pool_shift: pool_size.trailing_zeros(),
@@ -175,15 +180,18 @@ impl Allocator {
         self.debug
     }
 
-    /// Failure injection, for out-of-memory tests: with `Some(n)` the next
-    /// `n` allocations (malloc, calloc, realloc that moves or grows, of any
-    /// kind) succeed and every one after them fails with
-    /// [`AllocError::NoMemory`], until `None` turns it off. Frees and
-    /// in-place reallocs are not allocations.
+    /// Failure injection, for out-of-memory tests (feature
+    /// `fail-injection`, off by default: the library as built for C hosts
+    /// has none of it): with `Some(n)` the next `n` allocations (malloc,
+    /// calloc, realloc that moves or grows, of any kind) succeed and every
+    /// one after them fails with [`AllocError::NoMemory`], until `None`
+    /// turns it off. Frees and in-place reallocs are not allocations.
     ///
-    /// It costs the fast paths nothing but their limit being a field: while
-    /// armed both limits are 0, so every allocation takes the slow path,
-    /// where the countdown is checked (as the debug hooks do for `malloc`).
+    /// While armed both fast-path limits are 0, so every allocation takes
+    /// the slow path, where the countdown is checked (as the debug hooks do
+    /// for `malloc`). With the feature, `malloc_kind`'s limit is a field
+    /// instead of a constant; without it, the fast paths are unchanged.
+    #[cfg(feature = "fail-injection")]
     pub fn fail_allocations_after(&mut self, n: Option<u64>) {
         self.fail_after = n;
         let armed = n.is_some();
@@ -193,6 +201,7 @@ impl Allocator {
 
     /// The injected failure, if the countdown has run out; counts one
     /// allocation otherwise. Called at the start of every slow allocation.
+    #[cfg(feature = "fail-injection")]
     #[inline(always)]
     fn injected_failure(&mut self, requested: usize) -> Result<(), AllocError> {
         match &mut self.fail_after {
@@ -203,6 +212,22 @@ impl Allocator {
                 Ok(())
             }
         }
+    }
+
+    #[cfg(not(feature = "fail-injection"))]
+    #[inline(always)]
+    fn injected_failure(&mut self, _requested: usize) -> Result<(), AllocError> {
+        Ok(())
+    }
+
+    /// `malloc_kind`'s fast-path limit: a constant unless failures can be
+    /// injected.
+    #[inline(always)]
+    fn kind_fast_path_limit(&self) -> usize {
+        #[cfg(feature = "fail-injection")]
+        return self.kind_fast_path_limit;
+        #[cfg(not(feature = "fail-injection"))]
+        SMALL_REQUEST_THRESHOLD
     }
 
     // ------------------------------------------------------------------
@@ -224,7 +249,7 @@ impl Allocator {
     /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
-        if n.wrapping_sub(1) < self.kind_fast_path_limit {
+        if n.wrapping_sub(1) < self.kind_fast_path_limit() {
             if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
                 return Ok(block);
             }

@@ -2,7 +2,9 @@
 //! only: `#[doc(hidden)]`, not `extern "C"`, so not in `pymem.h` and not
 //! part of the C ABI. Each one crosses the same boundary as an entry point
 //! (NULL runtime, owner thread, `catch_unwind`), so calling one from the
-//! wrong thread is refused like any other call.
+//! wrong thread is refused like any other call. `fail_allocations_after`
+//! exists only with the feature `testing` (the library built for C hosts
+//! has no failure injection).
 
 use crate::boundary::ffi_boundary;
 use crate::cuda::CudaCache;
@@ -24,13 +26,15 @@ pub unsafe fn check_invariants(rt: *mut Runtime) -> Status {
     })
 }
 
-/// Failure injection (`obmalloc::Allocator::fail_allocations_after`): with
+/// Failure injection (`obmalloc::Allocator::fail_allocations_after`; feature
+/// `testing`): with
 /// `Some(n)` the runtime's next `n` allocations succeed and every later one
 /// fails with `PYMEM_ERR_NO_MEMORY`, until `None`. Every allocation the
 /// runtime makes (objects, their arrays, host memory) counts.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime.
+#[cfg(feature = "testing")]
 pub unsafe fn fail_allocations_after(rt: *mut Runtime, n: Option<u64>) -> Status {
     ffi_boundary!(status rt, "pymem::testing::fail_allocations_after", |state| {
         state.heap.alloc.fail_allocations_after(n);

@@ -1,4 +1,5 @@
-//! Out of memory at every allocation site (issue 11, point 3): for every C
+//! Out of memory at every allocation site (issue 11, point 3; in this crate
+//! because it turns on the allocator's failure injection): for every C
 //! entry point that allocates, the call is made with the runtime's n-th
 //! allocation failing (`pymem::testing::fail_allocations_after`), for
 //! n = 0, 1, 2, ... until it succeeds. Each failed attempt must return

@@ -2146,7 +2146,9 @@ pymem_status pymem_runtime_detach(struct pymem_runtime *rt);
 
 /**
  * The message of the last failed call on `rt` ("" if none), valid until the
- * next call on it. `pymem_last_error(NULL)` gives the calling thread's last
+ * next call on it. Calls a host callback makes (a finalizer, a gc or weak
+ * reference callback, a native function) report inside the callback and
+ * are forgotten when it returns: the call that ran it keeps its own. `pymem_last_error(NULL)` gives the calling thread's last
  * message for calls that had no usable handle (NULL runtime, failed
  * `pymem_runtime_new`, ...). Called from a thread that does not own `rt`, it
  * gives that thread's own last message (e.g. why it got `PYMEM_ERR_BUSY`).

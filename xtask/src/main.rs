@@ -13,6 +13,7 @@
 //! cargo xtask bench [--runs N] [--no-ir]     all four benches
 //! cargo xtask demo [SECTION...] [--list] [--html FILE]
 //!                                            the C-API demo (xtask/c/demo.c); section report writes the HTML report
+//! cargo xtask fuzz [--calls N] [--seed S]    random call sequences over the C ABI (crates/pymem-fuzz)
 //! ```
 
 mod bench;
@@ -20,6 +21,7 @@ mod bench_cuda;
 mod browser;
 mod demo;
 mod dist;
+mod fuzz;
 mod header;
 mod packaging;
 mod report_check;
@@ -38,7 +40,9 @@ const USAGE: &str = "usage:
   cargo xtask bench cuda [--runs N] [--n N]             GPU cache: cache-hit latency, reserved/allocated on a trace
   cargo xtask bench [--runs N] [--no-ir]                all four benches
   cargo xtask demo [SECTION...] [--list] [--html FILE]  run the C-API demo (section report writes the HTML
-                                                        memory report to FILE, default target/demo/report.html)";
+                                                        memory report to FILE, default target/demo/report.html)
+  cargo xtask fuzz [--calls N] [--seed S] [--max-len L] random call sequences over the whole C ABI, checked
+                   [--replay FILE]                      against a model (crates/pymem-fuzz)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +54,7 @@ fn main() {
         Some("dist") => dist::cmd(&root, rest),
         Some("bench") => bench::cmd(&root, rest),
         Some("demo") => demo::cmd(&root, rest),
+        Some("fuzz") => fuzz::cmd(&root, rest),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

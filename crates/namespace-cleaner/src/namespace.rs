@@ -57,14 +57,24 @@ impl Namespaces {
     }
 
     /// A new, empty namespace named `name`. New reference.
+    ///
+    /// On failure nothing changes: the type registered by this call (the
+    /// first namespace's) is taken back, since no instance of it survives.
     pub fn create(&mut self, heap: &mut Heap, name: &[u8]) -> ObjResult<Obj> {
+        let registered_now = self.type_id.is_none();
         let type_id = self.type_id_or_register(heap)?;
-        let ns = heap.instance_new(type_id)?;
-        if let Err(e) = Self::fill(heap, ns, name) {
-            heap.decref(ns);
-            return Err(e);
+        let made = heap.instance_new(type_id).and_then(|ns| match Self::fill(heap, ns, name) {
+            Ok(()) => Ok(ns),
+            Err(e) => {
+                heap.decref(ns);
+                Err(e)
+            }
+        });
+        if made.is_err() && registered_now {
+            heap.type_unregister_newest(type_id);
+            self.type_id = None;
         }
-        Ok(ns)
+        made
     }
 
     fn fill(heap: &mut Heap, ns: Obj, name: &[u8]) -> ObjResult<()> {
@@ -339,44 +349,59 @@ impl Namespaces {
         for b in self.user_bindings(heap, ns, None)? {
             let name = std::str::from_utf8(heap.str_bytes(b.key)?).unwrap_or("");
             if pattern.is_none_or(|re| re.is_match(name)) {
-                doomed.push(heap.new_ref(b.key));
+                doomed.push(b.key);
             }
         }
-        let mut result = Ok(());
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        // Everything that allocates comes first, so that an out-of-memory
+        // error deletes nothing: the new `__names__` dict with the bindings
+        // left. Then the changes, none of which allocates.
+        let fresh = self.compacted_names(heap, ns, &doomed)?;
+        let hidden = self.hidden_dict(heap, ns)?;
+        // The hidden entries of the doomed names (a name hidden with another
+        // object than the one bound now) go with them.
         for &key in &doomed {
-            if result.is_ok() {
-                result = self.del_key(heap, ns, key);
+            if heap.dict_get(hidden, key).is_ok() {
+                heap.dict_del(hidden, key)?;
             }
-            heap.decref(key);
         }
-        result?;
-        if !doomed.is_empty() {
-            self.compact(heap, ns)?;
-        }
+        // Replacing the old dict drops it, and with it the references of
+        // the doomed bindings (unless the host holds the old dict).
+        let r = heap.setattr(ns, NAMES_ATTR, fresh);
+        heap.decref(fresh);
+        r?;
         Ok(doomed.len())
     }
 
-    /// Rebuilds the `__names__` dict with the bindings left, in their order:
-    /// a dict never shrinks when keys are deleted (CPython's neither), so
-    /// after a reset of many names the table would stay sized for all of
-    /// them. The new table is the size the remaining names alone would have
-    /// made, so the allocator's bytes in use come back to what they were
-    /// before those names were bound.
-    fn compact(&self, heap: &mut Heap, ns: Obj) -> ObjResult<()> {
+    /// A new `__names__` dict with the bindings of `ns` but `doomed`, in
+    /// their order. A dict never shrinks when keys are deleted (CPython's
+    /// neither), so after a reset of many names the old table would stay
+    /// sized for all of them; the new one is the size the remaining names
+    /// alone would have made, so the allocator's bytes in use come back to
+    /// what they were before those names were bound. New reference.
+    fn compacted_names(&self, heap: &mut Heap, ns: Obj, doomed: &[Obj]) -> ObjResult<Obj> {
+        let doomed: std::collections::HashSet<*mut u8> = doomed.iter().map(|k| k.as_ptr().cast()).collect();
         let old = self.names_dict(heap, ns)?;
         let fresh = heap.dict_new()?;
         let mut pos = 0;
         let mut result = Ok(());
         while let Some((key, value)) = heap.dict_next(old, &mut pos)? {
+            if doomed.contains(&key.as_ptr().cast()) {
+                continue;
+            }
             result = heap.dict_set(fresh, key, value);
             if result.is_err() {
                 break;
             }
         }
-        if result.is_ok() {
-            result = heap.setattr(ns, NAMES_ATTR, fresh);
+        match result {
+            Ok(()) => Ok(fresh),
+            Err(e) => {
+                heap.decref(fresh);
+                Err(e)
+            }
         }
-        heap.decref(fresh);
-        result
     }
 }

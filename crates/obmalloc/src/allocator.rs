@@ -99,6 +99,17 @@ pub struct Allocator {
     /// with debug hooks (every block then takes the slow path that adds
     /// guards) — one compare instead of a size check and a flag check.
     fast_path_limit: usize,
+    /// `malloc_kind`'s fast path serves sizes `1..=kind_fast_path_limit`:
+    /// 512, or 0 while failures are injected (see `fail_after`). Without
+    /// the `fail-injection` feature the limit is the constant 512.
+    #[cfg(feature = "fail-injection")]
+    kind_fast_path_limit: usize,
+    /// Failure injection for tests ([`Allocator::fail_allocations_after`]):
+    /// how many more allocations succeed before every one fails; `None` =
+    /// off. Checked only on the slow path: while it is set both fast-path
+    /// limits are 0, so every allocation reaches the check.
+    #[cfg(feature = "fail-injection")]
+    fail_after: Option<u64>,
     debug: bool,
     pool_shift: u32,
     pub(crate) pool_size: usize,
@@ -153,6 +164,10 @@ impl Allocator {
             usedpools: [ptr::null_mut(); RINGS],
             map: ArenaMap::new(arena_size.trailing_zeros(), !config.debug_hooks),
             fast_path_limit: if config.debug_hooks { 0 } else { SMALL_REQUEST_THRESHOLD },
+            #[cfg(feature = "fail-injection")]
+            kind_fast_path_limit: SMALL_REQUEST_THRESHOLD,
+            #[cfg(feature = "fail-injection")]
+            fail_after: None,
             debug: config.debug_hooks,
             pool_shift: pool_size.trailing_zeros(),
             pool_size,
@@ -180,6 +195,56 @@ impl Allocator {
         self.debug
     }
 
+    /// Failure injection, for out-of-memory tests (feature
+    /// `fail-injection`, off by default: the library as built for C hosts
+    /// has none of it): with `Some(n)` the next `n` allocations (malloc,
+    /// calloc, realloc that moves or grows, of any kind) succeed and every
+    /// one after them fails with [`AllocError::NoMemory`], until `None`
+    /// turns it off. Frees and in-place reallocs are not allocations.
+    ///
+    /// While armed both fast-path limits are 0, so every allocation takes
+    /// the slow path, where the countdown is checked (as the debug hooks do
+    /// for `malloc`). With the feature, `malloc_kind`'s limit is a field
+    /// instead of a constant; without it, the fast paths are unchanged.
+    #[cfg(feature = "fail-injection")]
+    pub fn fail_allocations_after(&mut self, n: Option<u64>) {
+        self.fail_after = n;
+        let armed = n.is_some();
+        self.fast_path_limit = if self.debug || armed { 0 } else { SMALL_REQUEST_THRESHOLD };
+        self.kind_fast_path_limit = if armed { 0 } else { SMALL_REQUEST_THRESHOLD };
+    }
+
+    /// The injected failure, if the countdown has run out; counts one
+    /// allocation otherwise. Called at the start of every slow allocation.
+    #[cfg(feature = "fail-injection")]
+    #[inline(always)]
+    fn injected_failure(&mut self, requested: usize) -> Result<(), AllocError> {
+        match &mut self.fail_after {
+            None => Ok(()),
+            Some(0) => Err(AllocError::NoMemory { requested, reason: "an injected allocation failure (test)" }),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+        }
+    }
+
+    #[cfg(not(feature = "fail-injection"))]
+    #[inline(always)]
+    fn injected_failure(&mut self, _requested: usize) -> Result<(), AllocError> {
+        Ok(())
+    }
+
+    /// `malloc_kind`'s fast-path limit: a constant unless failures can be
+    /// injected.
+    #[inline(always)]
+    fn kind_fast_path_limit(&self) -> usize {
+        #[cfg(feature = "fail-injection")]
+        return self.kind_fast_path_limit;
+        #[cfg(not(feature = "fail-injection"))]
+        SMALL_REQUEST_THRESHOLD
+    }
+
     // ------------------------------------------------------------------
     // malloc
 
@@ -199,7 +264,7 @@ impl Allocator {
     /// not the host). Free it with [`Allocator::free_kind`].
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
-        if n.wrapping_sub(1) < SMALL_REQUEST_THRESHOLD {
+        if n.wrapping_sub(1) < self.kind_fast_path_limit() {
             if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
                 return Ok(block);
             }
@@ -219,7 +284,7 @@ impl Allocator {
     /// it calls nothing and its callers keep a small frame.
     #[inline(always)]
     pub fn malloc_kind_fast(&mut self, n: usize, kind: BlockKind) -> Option<NonNull<u8>> {
-        if n.wrapping_sub(1) >= SMALL_REQUEST_THRESHOLD {
+        if n.wrapping_sub(1) >= self.kind_fast_path_limit() {
             return None;
         }
         let pool = self.usedpools[ring_of(kind, class_of(n)) & (RINGS - 1)];
@@ -332,6 +397,7 @@ impl Allocator {
     #[cold]
     #[inline(never)]
     fn alloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
+        self.injected_failure(n)?;
         let n = n.max(1);
         if n <= SMALL_REQUEST_THRESHOLD {
             let class = class_of(n);
@@ -998,6 +1064,7 @@ impl Allocator {
     }
 
     fn large_realloc(&mut self, addr: usize, old: LargeBlock, n: usize) -> Result<NonNull<u8>, AllocError> {
+        self.injected_failure(n)?;
         let mapped = mapping_len(n)?;
         let new = LargeBlock { kind: old.kind, size: n, mapped };
         let growth = new.reserved().saturating_sub(old.reserved());

@@ -231,6 +231,13 @@ fn cuda_boundary(
     }
 }
 
+impl CudaCache {
+    /// Asserts every device's invariants (`crate::testing`).
+    pub(crate) fn check_invariants(&self) {
+        self.inner.check_invariants();
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn null_cache(function: &str) -> Status {

@@ -31,6 +31,8 @@ pub mod object;
 pub mod report;
 pub mod runtime;
 pub mod status;
+#[doc(hidden)]
+pub mod testing;
 pub mod weakref;
 
 pub use alloc::AllocStats;

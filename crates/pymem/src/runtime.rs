@@ -334,9 +334,24 @@ impl Runtime {
         if let Some(r) = restriction {
             self.owner.store(me | r as usize, Ordering::Relaxed);
         }
+        // The host's calls inside the callback fail and report to it; the
+        // call that ran the callback keeps its own status and message (as
+        // CPython saves the current exception around finalizers and gc
+        // callbacks). Without this, a `pymem_list_insert` refused with
+        // PYMEM_ERR_TYPE whose automatic collection ran a finalizer that
+        // got PYMEM_ERR_BUSY left pymem_last_status saying BUSY.
+        // SAFETY: the owner thread; no reference into the slot is held
+        // across the callback (readers copy the pointer only).
+        let saved = unsafe { std::mem::replace(&mut *self.last_error.get(), ErrorSlot::empty()) };
         self.callbacks.set(self.callbacks.get() + 1);
         let result = f();
         self.callbacks.set(self.callbacks.get() - 1);
+        // A panic in pymem during the callback poisons the runtime with its
+        // message: keep that one.
+        if self.owner.load(Ordering::Relaxed) != POISONED {
+            // SAFETY: as above.
+            unsafe { *self.last_error.get() = saved };
+        }
         // A panic in pymem during the callback poisons the runtime; keep that.
         if restriction.is_some() && self.owner.load(Ordering::Relaxed) != POISONED {
             self.owner.store(previous, Ordering::Relaxed);
@@ -606,7 +621,9 @@ pub unsafe extern "C" fn pymem_runtime_detach(rt: *mut Runtime) -> Status {
 }
 
 /// The message of the last failed call on `rt` ("" if none), valid until the
-/// next call on it. `pymem_last_error(NULL)` gives the calling thread's last
+/// next call on it. Calls a host callback makes (a finalizer, a gc or weak
+/// reference callback, a native function) report inside the callback and
+/// are forgotten when it returns: the call that ran it keeps its own. `pymem_last_error(NULL)` gives the calling thread's last
 /// message for calls that had no usable handle (NULL runtime, failed
 /// `pymem_runtime_new`, ...). Called from a thread that does not own `rt`, it
 /// gives that thread's own last message (e.g. why it got `PYMEM_ERR_BUSY`).

@@ -229,11 +229,18 @@ impl Heap {
             Some(&slot) => slot,
             None if self.type_info(type_id).fixed_slots => return Err(self.no_attribute(o, name)),
             None => {
+                // A new shared key: room in this instance first, so that an
+                // out-of-memory error leaves the type's keys as they were.
                 let key = self.str_intern(name)?;
+                let slot = self.type_info(type_id).keys.len();
+                if let Err(e) = self.instance_reserve(o, slot + 1) {
+                    self.decref(key);
+                    return Err(e);
+                }
                 let t = self.type_info_mut(type_id);
                 t.keys.push(key);
-                t.key_index.insert(name.into(), t.keys.len() - 1);
-                t.keys.len() - 1
+                t.key_index.insert(name.into(), slot);
+                slot
             }
         };
         self.instance_reserve(o, slot + 1)?;

@@ -789,6 +789,23 @@ impl Heap {
         Ok(&*self.types[id as usize] as *const TypeInfo)
     }
 
+    /// Takes back the type `id` just registered by [`Heap::type_new`], when
+    /// what it was registered for failed (out of memory) before any of its
+    /// instances survived, so that the failure leaves the heap as it was.
+    /// Does nothing unless `id` is the newest type and a host type.
+    ///
+    /// The caller guarantees that no instance of it is alive.
+    pub fn type_unregister_newest(&mut self, id: u32) {
+        if id < type_ids::FIRST_HOST_TYPE || id as usize + 1 != self.types.len() {
+            return;
+        }
+        if let Some(mut t) = self.types.pop() {
+            for key in t.keys.drain(..) {
+                self.decref(key);
+            }
+        }
+    }
+
     /// Turns a type handle from outside into a host type id.
     pub fn check_type(&self, t: *const TypeInfo) -> ObjResult<u32> {
         self.types

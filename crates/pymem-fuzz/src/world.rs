@@ -1788,12 +1788,25 @@ impl World {
         } else {
             0
         };
-        let st = std::thread::scope(|s| {
+        let cuda = self.cuda as usize;
+        let (st, cuda_st) = std::thread::scope(|s| {
             s.spawn(move || {
                 let rt = rt as *mut Runtime;
                 let mut out = ptr::null_mut();
+                // The GPU cache is shared by threads: from this one too, a
+                // block allocated and freed (any status but OK is a failure).
+                let c = cuda as *const CudaCache;
+                let mut p = 0u64;
+                // SAFETY: a live cache, callable from any thread.
+                let cuda_st = unsafe {
+                    match pymem_cuda_malloc(c, 0, 4096, 0, &mut p) {
+                        PYMEM_OK => pymem_cuda_free(c, p),
+                        PYMEM_ERR_OUT_OF_DEVICE_MEMORY => PYMEM_OK,
+                        other => other,
+                    }
+                };
                 // SAFETY: a live runtime owned by another thread: refused.
-                unsafe {
+                let st = unsafe {
                     match which {
                         0 => pymem_int_new(rt, 1 << 40, &mut out),
                         1 => {
@@ -1812,13 +1825,18 @@ impl World {
                             pymem_gc_collect(rt, 2, &mut found)
                         }
                     }
-                }
+                };
+                (st, cuda_st)
             })
             .join()
-            .unwrap_or(PYMEM_ERR_PANIC)
+            .unwrap_or((PYMEM_ERR_PANIC, PYMEM_ERR_PANIC))
         });
-        self.counts.calls += 1;
+        self.counts.calls += 2;
         *self.counts.statuses.entry(status_name(st)).or_default() += 1;
+        *self.counts.statuses.entry(status_name(cuda_st)).or_default() += 1;
+        if cuda_st != PYMEM_OK {
+            return Err(format!("a GPU cache malloc/free from another thread gave {cuda_st:?}"));
+        }
         if st != PYMEM_ERR_BUSY {
             return Err(format!("a call from another thread gave {st:?}, not PYMEM_ERR_BUSY"));
         }

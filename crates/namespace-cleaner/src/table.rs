@@ -140,8 +140,8 @@ fn render(rows: &[WhosRow]) -> String {
     out
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
+/// `1234567` → `1,234,567` (also the HTML report's).
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -482,21 +482,39 @@ pub unsafe extern "C" fn pymem_bool(rt: *mut Runtime, v: c_int, out: *mut *mut O
 /// `rt` is NULL or a live runtime; `out` is NULL (an error) or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pymem_int_new(rt: *mut Runtime, v: i64, out: *mut *mut Object) -> Status {
-    // The fast path (see pymem_incref): a small int or a block from a pool
-    // in use; ints are never tracked, so nothing follows the call.
-    // SAFETY: the C caller passes NULL or a live runtime (API contract).
-    if let Some(r) = unsafe { rt.as_ref() } {
-        if r.owned_by_caller() && !out.is_null() {
-            // SAFETY: the caller owns the runtime: no other borrow of its state.
-            if let Some(o) = unsafe { r.state_mut() }.heap.int_new_if_fast(v) {
-                // SAFETY: `out` is non-null and writable (API contract).
-                unsafe { *out = o.as_ptr().cast() };
-                return Status::PYMEM_OK;
-            }
-        }
+    // The fast path: a small int or a block from a pool in use; ints are
+    // never tracked, so nothing follows the call.
+    // SAFETY: as this function's.
+    if unsafe { construct_fast(rt, out, |heap| heap.int_new_if_fast(v)) }.is_some() {
+        return Status::PYMEM_OK;
     }
     // SAFETY: as this function's.
     unsafe { int_new_checked(rt, v, out) }
+}
+
+/// The fast path of a constructor (see `pymem_incref`'s): the owner's call
+/// with an out-pointer, and `make` builds the object with no error path
+/// (`Heap::*_if_fast`). Writes `*out` and returns the runtime when it did;
+/// `None`, with nothing changed, sends the caller to its full path.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL or writable.
+#[inline(always)]
+unsafe fn construct_fast<'a>(
+    rt: *mut Runtime,
+    out: *mut *mut Object,
+    make: impl FnOnce(&mut Heap) -> Option<Obj>,
+) -> Option<&'a Runtime> {
+    // SAFETY: contract.
+    let r = unsafe { rt.as_ref() }?;
+    if !r.owned_by_caller() || out.is_null() {
+        return None;
+    }
+    // SAFETY: the caller owns the runtime: no other borrow of its state.
+    let o = make(&mut unsafe { r.state_mut() }.heap)?;
+    // SAFETY: `out` is non-null and writable (contract).
+    unsafe { *out = o.as_ptr().cast() };
+    Some(r)
 }
 
 /// `pymem_int_new` through the boundary.
@@ -535,16 +553,9 @@ pub unsafe extern "C" fn pymem_int_value(rt: *mut Runtime, o: *mut Object, out: 
 #[no_mangle]
 pub unsafe extern "C" fn pymem_float_new(rt: *mut Runtime, v: f64, out: *mut *mut Object) -> Status {
     // The fast path (see pymem_int_new): the free list or a pool in use.
-    // SAFETY: the C caller passes NULL or a live runtime (API contract).
-    if let Some(r) = unsafe { rt.as_ref() } {
-        if r.owned_by_caller() && !out.is_null() {
-            // SAFETY: the caller owns the runtime: no other borrow of its state.
-            if let Some(o) = unsafe { r.state_mut() }.heap.float_new_if_fast(v) {
-                // SAFETY: `out` is non-null and writable (API contract).
-                unsafe { *out = o.as_ptr().cast() };
-                return Status::PYMEM_OK;
-            }
-        }
+    // SAFETY: as this function's.
+    if unsafe { construct_fast(rt, out, |heap| heap.float_new_if_fast(v)) }.is_some() {
+        return Status::PYMEM_OK;
     }
     // SAFETY: as this function's.
     unsafe { float_new_checked(rt, v, out) }
@@ -738,17 +749,10 @@ pub unsafe extern "C" fn pymem_tuple_len(rt: *mut Runtime, t: *mut Object, out: 
 pub unsafe extern "C" fn pymem_list_new(rt: *mut Runtime, out: *mut *mut Object) -> Status {
     // The fast path (see pymem_int_new); the new list is tracked, so the
     // after-call work (a collection that became due) follows it.
-    // SAFETY: the C caller passes NULL or a live runtime (API contract).
-    if let Some(r) = unsafe { rt.as_ref() } {
-        if r.owned_by_caller() && !out.is_null() {
-            // SAFETY: the caller owns the runtime: no other borrow of its state.
-            if let Some(o) = unsafe { r.state_mut() }.heap.list_new_if_fast() {
-                // SAFETY: `out` is non-null and writable (API contract).
-                unsafe { *out = o.as_ptr().cast() };
-                after_object_call(r, "pymem_list_new");
-                return Status::PYMEM_OK;
-            }
-        }
+    // SAFETY: as this function's.
+    if let Some(r) = unsafe { construct_fast(rt, out, Heap::list_new_if_fast) } {
+        after_object_call(r, "pymem_list_new");
+        return Status::PYMEM_OK;
     }
     // SAFETY: as this function's.
     unsafe { list_new_checked(rt, out) }

@@ -1035,20 +1035,12 @@ impl Heap {
                 }
                 type_ids::LIST => {
                     let l = body::<ListObj>(o);
-                    for i in 0..l.len() {
+                    let len = std::mem::replace(&mut l.len, 0) as usize;
+                    for i in 0..len {
                         let item = *l.items.add(i);
                         self.release_child(item);
                     }
-                    if l.has_own_block() {
-                        let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
-                    }
-                    l.reset_to_inline();
-                    if self.free_lists.len < self.config.list_free_list {
-                        header(o).flags = flags::DEAD | flags::GC;
-                        self.free_lists.push(o);
-                    } else {
-                        self.free_block(o);
-                    }
+                    self.finish_emptied_container(o);
                 }
                 type_ids::DICT => {
                     let (mem, entries) = crate::dict::dict_detach_table(o);
@@ -1059,12 +1051,7 @@ impl Heap {
                     if !mem.is_null() {
                         let _ = self.alloc.free_kind(mem, BlockKind::Internal);
                     }
-                    if self.free_dicts.len < self.config.dict_free_list {
-                        header(o).flags = flags::DEAD | flags::GC;
-                        self.free_dicts.push(o);
-                    } else {
-                        self.free_block(o);
-                    }
+                    self.finish_emptied_container(o);
                 }
                 type_ids::MODULE => {
                     let m = body::<ModuleObj>(o);
@@ -1125,27 +1112,36 @@ impl Heap {
     /// and dicts take no weak references, so there are none to clear.
     pub(crate) fn free_emptied_container(&mut self, o: Obj) {
         self.forget_valid(o);
-        // SAFETY: for each arm, `o` has the layout of its type id, count zero.
-        unsafe {
-            if self.type_id(o) == type_ids::LIST {
-                let l = body::<ListObj>(o);
-                debug_assert_eq!(l.len, 0, "a swept list is empty");
-                if l.has_own_block() {
-                    let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
-                }
-                l.reset_to_inline();
-                if self.free_lists.len < self.config.list_free_list {
-                    header(o).flags = flags::DEAD | flags::GC;
-                    self.free_lists.push(o);
-                    return;
-                }
-            } else if self.free_dicts.len < self.config.dict_free_list {
-                header(o).flags = flags::DEAD | flags::GC;
-                self.free_dicts.push(o);
-                return;
+        self.finish_emptied_container(o);
+    }
+
+    /// The end of a list's or a dict's deallocation, once it holds no
+    /// references (a list of length 0, a dict without its table): a list's
+    /// item array of its own is freed, then the object goes onto its free
+    /// list, or back to the allocator when that is full.
+    #[inline(always)]
+    fn finish_emptied_container(&mut self, o: Obj) {
+        let (free_list, room) = if self.type_id(o) == type_ids::LIST {
+            // SAFETY: a list with count zero.
+            let l = unsafe { body::<ListObj>(o) };
+            debug_assert_eq!(l.len, 0, "an emptied list");
+            if l.has_own_block() {
+                let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
             }
+            l.reset_to_inline();
+            (&mut self.free_lists, self.config.list_free_list)
+        } else {
+            (&mut self.free_dicts, self.config.dict_free_list)
+        };
+        if free_list.len < room {
+            // SAFETY: a container with count zero, on no list.
+            unsafe {
+                header(o).flags = flags::DEAD | flags::GC;
+                free_list.push(o);
+            }
+        } else {
+            self.free_block(o);
         }
-        self.free_block(o);
     }
 
     /// Frees an instance without host callbacks whose values were all

@@ -15,6 +15,7 @@ use std::fmt::Write;
 
 use cuda_cache::{Action, SegmentView, TraceEntry};
 use namespace_cleaner::reach::human_bytes;
+use namespace_cleaner::table::thousands;
 use namespace_cleaner::{Whos, WhyAlive};
 use obmalloc::{ArenaView, ClassStats, PoolFill, Stats};
 
@@ -182,18 +183,6 @@ pub fn escape(text: &str) -> String {
 /// A figure that changes from run to run (RSS, time, address).
 fn vol(text: &str) -> String {
     format!("<span class=\"vol\">{}</span>", escape(text))
-}
-
-fn thousands(v: u64) -> String {
-    let digits = v.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn ms(t_us: u64) -> String {

@@ -252,21 +252,34 @@ pub fn render(d: &ReportData) -> String {
     out
 }
 
-/// Ticks for a byte axis: 0 and four steps to `max`.
-fn byte_axis(out: &mut String, left: f64, top: f64, width: f64, height: f64, max: u64) {
-    for i in 0..=4 {
-        let y = top + height - height * i as f64 / 4.0;
-        let value = max / 4 * i;
+/// Horizontal grid lines of a chart, `steps` equal steps from its bottom
+/// to its top, each labelled on the left with `label(i)`; `volatile`
+/// labels (figures that change from run to run) carry the `vol` class.
+fn grid_lines(
+    out: &mut String,
+    (left, top, width, height): (f64, f64, f64, f64),
+    steps: u64,
+    volatile: bool,
+    label: impl Fn(u64) -> String,
+) {
+    let class = if volatile { " class=\"vol\"" } else { "" };
+    for i in 0..=steps {
+        let y = top + height - height * i as f64 / steps as f64;
         let _ = write!(
             out,
             "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
-             <text class=\"vol\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+             <text{class} x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             left + width,
             left - 6.0,
             y + 4.0,
-            escape(&human_bytes(value))
+            escape(&label(i))
         );
     }
+}
+
+/// Ticks for a byte axis: 0 and four steps to `max`.
+fn byte_axis(out: &mut String, left: f64, top: f64, width: f64, height: f64, max: u64) {
+    grid_lines(out, (left, top, width, height), 4, true, |i| human_bytes(max / 4 * i));
     let _ = write!(
         out,
         "<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.1}\"/>\
@@ -576,18 +589,7 @@ fn collector(out: &mut String, d: &ReportData) {
     let step = width / shown.len() as f64;
     let _ =
         write!(out, "<svg id=\"pauses\" width=\"{:.0}\" height=\"{:.0}\">", left + width + 10.0, top + height + 30.0);
-    for i in 0..=2 {
-        let y = top + height - height * i as f64 / 2.0;
-        let _ = write!(
-            out,
-            "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
-             <text class=\"vol\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            left + width,
-            left - 6.0,
-            y + 4.0,
-            escape(&micros(longest / 2 * i))
-        );
-    }
+    grid_lines(out, (left, top, width, height), 2, true, |i| micros(longest / 2 * i));
     const COLOURS: [&str; 3] = ["#9b86d9", "#6a4bb8", "#3a2480"];
     for (i, c) in shown.iter().enumerate() {
         let h = (height * c.duration_ns as f64 / longest as f64).max(1.0);
@@ -952,18 +954,7 @@ fn gpu_timeline(out: &mut String, dev: &GpuDevice) {
         top + height + 20.0
     );
     // The axis of a GPU timeline is deterministic for a given program: not volatile.
-    for i in 0..=4 {
-        let y = top + height - height * i as f64 / 4.0;
-        let _ = write!(
-            out,
-            "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            left + width,
-            left - 6.0,
-            y + 4.0,
-            escape(&human_bytes(max / 4 * i))
-        );
-    }
+    grid_lines(out, (left, top, width, height), 4, false, |i| human_bytes(max / 4 * i));
     // Steps: each value holds until the next entry.
     let step_points = |value: fn(&(u64, u64)) -> u64| {
         let mut v = Vec::with_capacity(2 * n);

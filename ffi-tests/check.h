@@ -264,4 +264,15 @@ static inline uint64_t rss_bytes(void) {
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Bytes as MiB, for the RSS programs' reports. */
+static inline double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+
+/* The allocator's "bytes held free, by reason" line of the retention programs. */
+static inline void print_held_free(const pymem_alloc_stats *s) {
+    printf("  held free: spare arena %.2f MiB, cache %.2f MiB (bound %.2f MiB), class pools %.2f MiB; "
+           "%llu arenas mapped\n",
+           mib(s->free_bytes_spare_arena), mib(s->free_bytes_cache), mib(s->free_bytes_cache_limit),
+           mib(s->free_bytes_class_pools), (unsigned long long)s->arenas_current);
+}
+
 #endif /* PYMEM_FFI_CHECK_H */

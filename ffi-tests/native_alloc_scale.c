@@ -26,10 +26,6 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static double mib(uint64_t bytes) {
-    return (double)bytes / (1024.0 * 1024.0);
-}
-
 int main(int argc, char **argv) {
     size_t count = 10 * 1000 * 1000;
     if (argc > 1)

@@ -22,8 +22,6 @@
 
 enum { COUNT = 2000000, SIZE = 32 };
 
-static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
-
 int main(void) {
     pymem_runtime *rt = NULL;
     CHECK_OK(NULL, pymem_runtime_new(NULL, &rt));
@@ -57,10 +55,7 @@ int main(void) {
            mib(rss_full), mib(growth), mib(rss_freed));
     printf("  given back: %.2f %% of the growth (at least 95 %% required)\n",
            growth ? 100.0 * (double)dropped / (double)growth : 0.0);
-    printf("  held free: spare arena %.2f MiB, cache %.2f MiB (bound %.2f MiB), class pools %.2f MiB; "
-           "%llu arenas mapped\n",
-           mib(s.free_bytes_spare_arena), mib(s.free_bytes_cache), mib(s.free_bytes_cache_limit),
-           mib(s.free_bytes_class_pools), (unsigned long long)s.arenas_current);
+    print_held_free(&s);
 
     CHECK_EQ_U64(s.blocks_in_use, 0);
     CHECK(growth >= (uint64_t)COUNT * SIZE); /* the blocks were really resident */

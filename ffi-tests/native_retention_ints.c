@@ -18,8 +18,6 @@
 #include "pymem.h"
 #include "check.h"
 
-static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
-
 int main(void) {
     const size_t n = 10 * 1000 * 1000;
     pymem_runtime *rt = NULL;
@@ -60,10 +58,7 @@ int main(void) {
            mib(rss_freed > rss_start ? rss_freed - rss_start : 0));
     printf("  given back: %.2f %% of the growth (at least 99 %% required)\n",
            growth ? 100.0 * (double)dropped / (double)growth : 0.0);
-    printf("  held free: spare arena %.2f MiB, cache %.2f MiB (bound %.2f MiB), class pools %.2f MiB; "
-           "%llu arenas mapped\n",
-           mib(s.free_bytes_spare_arena), mib(s.free_bytes_cache), mib(s.free_bytes_cache_limit),
-           mib(s.free_bytes_class_pools), (unsigned long long)s.arenas_current);
+    print_held_free(&s);
 
     CHECK_EQ_U64(s.blocks_in_use, start.blocks_in_use);
     CHECK(growth >= (uint64_t)n * 16); /* the ints were really resident */

@@ -155,6 +155,11 @@
 #define PYMEM_DEFAULT_RETAIN_CACHE_MAX (4 << 20)
 
 /**
+ * Default of `pymem_config.huge_page_threshold`: 8 MiB.
+ */
+#define PYMEM_DEFAULT_HUGE_PAGE_THRESHOLD (8 << 20)
+
+/**
  * Major version of the library this header belongs to.
  */
 #define PYMEM_VERSION_MAJOR 0
@@ -669,6 +674,16 @@ typedef struct pymem_config {
    * the bytes held free by each reason (`free_bytes_*`).
    */
   uint64_t retain_cache_max;
+  /**
+   * Transparent huge pages (Linux): once the allocator holds this many
+   * bytes (default 8 MiB; 0 = never), the arenas and large blocks it maps
+   * next are marked `MADV_HUGEPAGE`, so the kernel may back them with
+   * 2 MiB pages: a big heap is walked with far fewer TLB misses and given
+   * back to the OS in a fraction of the kernel time. A small heap keeps
+   * 4 KiB pages. An arena is marked `MADV_NOHUGEPAGE` before its empty
+   * pools are given back, so the kernel never fills them in again.
+   */
+  uint64_t huge_page_threshold;
 } pymem_config;
 
 /**

@@ -144,6 +144,16 @@ pub struct Allocator {
     pub(crate) resident_empty_total: usize,
     /// `Config::retain_cache_max`.
     retain_cache_max: usize,
+    /// Arenas are mapped in chunks of `os::HUGE_PAGE` (or one arena, if
+    /// larger) aligned to the chunk, so a chunk can be one huge page; the
+    /// chunk's arena slots not handed out yet are `chunk_next..chunk_end`
+    /// (mapped, never touched: no memory), and `chunk_huge` says whether the
+    /// chunk was marked for huge pages.
+    chunk_next: usize,
+    chunk_end: usize,
+    chunk_huge: bool,
+    /// `Config::huge_page_threshold`.
+    huge_page_threshold: usize,
     pub(crate) counters: Counters,
 }
 
@@ -186,6 +196,10 @@ impl Allocator {
             pools_taken: 0,
             resident_empty_total: 0,
             retain_cache_max: config.retain_cache_max,
+            chunk_next: 0,
+            chunk_end: 0,
+            chunk_huge: false,
+            huge_page_threshold: config.huge_page_threshold,
             counters: Counters::default(),
         }
     }
@@ -511,8 +525,7 @@ impl Allocator {
 
     fn new_arena(&mut self) -> Result<*mut ArenaMeta, AllocError> {
         self.check_limit(self.arena_size)?;
-        let base = os::map_aligned(self.arena_size, self.arena_size)
-            .ok_or(AllocError::NoMemory { requested: self.arena_size, reason: "the OS refused to map a new arena" })?;
+        let base = self.take_arena_slot()?;
         let Some(meta) = ArenaMeta::new_mapped(base, self.pool_size, self.arenas.len()) else {
             os::unmap(base, self.arena_size);
             return Err(AllocError::NoMemory { requested: self.arena_size, reason: "no memory for arena metadata" });
@@ -523,6 +536,8 @@ impl Allocator {
             unsafe { ArenaMeta::unmap(meta) };
             return Err(AllocError::NoMemory { requested: self.arena_size, reason: "no memory for the arena map" });
         }
+        // SAFETY: `meta` is live and ours alone.
+        unsafe { (*meta).huge_pages = self.chunk_huge };
         self.arenas.push(meta);
         self.reserved += self.arena_size;
         self.wholly_free += 1;
@@ -530,6 +545,32 @@ impl Allocator {
         c.arenas_allocated_total += 1;
         c.arenas_highwater = c.arenas_highwater.max(self.arenas.len() as u64);
         Ok(meta)
+    }
+
+    /// The address of a new arena: the next slot of the current chunk, or
+    /// the first of a new chunk (see `chunk_next`), marked for huge pages
+    /// when the allocator already holds `huge_page_threshold` bytes.
+    fn take_arena_slot(&mut self) -> Result<usize, AllocError> {
+        if self.chunk_next == self.chunk_end {
+            let chunk = self.arena_size.max(os::HUGE_PAGE);
+            let base = os::map_aligned(chunk, chunk).ok_or(AllocError::NoMemory {
+                requested: self.arena_size,
+                reason: "the OS refused to map a new arena",
+            })?;
+            self.chunk_huge = self.wants_huge_pages();
+            if self.chunk_huge {
+                os::advise_huge_pages(base, chunk, true);
+            }
+            (self.chunk_next, self.chunk_end) = (base, base + chunk);
+        }
+        let base = self.chunk_next;
+        self.chunk_next += self.arena_size;
+        Ok(base)
+    }
+
+    /// Whether memory mapped now should get transparent huge pages.
+    fn wants_huge_pages(&self) -> bool {
+        self.huge_page_threshold != 0 && self.reserved >= self.huge_page_threshold
     }
 
     /// Fails when holding `more` bytes would pass `max_bytes` — after first
@@ -1016,7 +1057,7 @@ impl Allocator {
         let block = LargeBlock { kind, size: n, mapped };
         self.check_limit(block.reserved())?;
         let addr = if mapped > 0 {
-            os::map(mapped).unwrap_or(0)
+            self.map_large(mapped)
         } else {
             // SAFETY: plain malloc of a non-zero size.
             unsafe { libc::malloc(n) as usize }
@@ -1028,6 +1069,18 @@ impl Allocator {
         self.track_large(addr, block);
         // SAFETY: non-zero.
         Ok(unsafe { NonNull::new_unchecked(addr as *mut u8) })
+    }
+
+    /// Maps `mapped` bytes for a large block (0 when the OS refuses); a
+    /// block of a huge page or more in a big heap is aligned to huge pages
+    /// and marked for them (see `Config::huge_page_threshold`).
+    fn map_large(&self, mapped: usize) -> usize {
+        if mapped >= os::HUGE_PAGE && self.wants_huge_pages() {
+            let Some(addr) = os::map_aligned(mapped, os::HUGE_PAGE) else { return 0 };
+            os::advise_huge_pages(addr, mapped, true);
+            return addr;
+        }
+        os::map(mapped).unwrap_or(0)
     }
 
     fn track_large(&mut self, addr: usize, block: LargeBlock) {
@@ -1070,12 +1123,18 @@ impl Allocator {
         let growth = new.reserved().saturating_sub(old.reserved());
         self.check_limit(growth)?;
         let new_addr = match (old.mapped > 0, mapped > 0) {
-            (true, true) => os::remap(addr, old.mapped, mapped).unwrap_or(0),
+            (true, true) => {
+                let moved = os::remap(addr, old.mapped, mapped).unwrap_or(0);
+                if moved != 0 && mapped >= os::HUGE_PAGE && self.wants_huge_pages() {
+                    os::advise_huge_pages(moved, mapped, true);
+                }
+                moved
+            }
             // SAFETY: `addr` is a live malloc'd block; on failure it is untouched.
             (false, false) => unsafe { libc::realloc(addr as *mut libc::c_void, n) as usize },
             _ => {
                 let fresh = if mapped > 0 {
-                    os::map(mapped).unwrap_or(0)
+                    self.map_large(mapped)
                 } else {
                     // SAFETY: plain malloc.
                     unsafe { libc::malloc(n) as usize }
@@ -1259,6 +1318,13 @@ impl Allocator {
         }
         a.resident_empty -= count as u32;
         self.resident_empty_total -= count;
+        if mask != 0 && a.huge_pages {
+            // Before holes appear in it: the kernel's background collapsing
+            // (khugepaged) would otherwise make the arena one huge page
+            // again, filling the released pools with zeros.
+            os::advise_huge_pages(a.base, self.arena_size, false);
+            a.huge_pages = false;
+        }
         // Coalesce runs of set bits.
         while mask != 0 {
             let start = mask.trailing_zeros() as usize;
@@ -1562,6 +1628,9 @@ fn mapping_len(n: usize) -> Result<usize, AllocError> {
 
 impl Drop for Allocator {
     fn drop(&mut self) {
+        if self.chunk_next != self.chunk_end {
+            os::unmap(self.chunk_next, self.chunk_end - self.chunk_next);
+        }
         for &arena in &self.arenas {
             // SAFETY: every listed arena and its metadata were mapped by us;
             // both are released exactly once here.

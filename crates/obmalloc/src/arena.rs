@@ -93,6 +93,9 @@ pub(crate) struct ArenaMeta {
     pub(crate) index: usize,
     /// The allocator's pool clock when all its pools last became free.
     pub(crate) wholly_free_since: u64,
+    /// Marked `MADV_HUGEPAGE` (see `Config::huge_page_threshold`); cleared,
+    /// with `MADV_NOHUGEPAGE`, before its first pool release.
+    pub(crate) huge_pages: bool,
     pub(crate) pools: [PoolMeta; POOLS_PER_ARENA],
 }
 
@@ -120,6 +123,7 @@ impl ArenaMeta {
                 prev_arena: ptr::null_mut(),
                 index,
                 wholly_free_since: 0,
+                huge_pages: false,
                 pools: std::array::from_fn(|i| PoolMeta::untouched(base + i * pool_size, raw)),
             });
         }

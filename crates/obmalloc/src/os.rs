@@ -38,6 +38,27 @@ pub(crate) fn map_aligned(size: usize, align: usize) -> Option<usize> {
     Some(aligned)
 }
 
+/// The size of a transparent huge page on x86-64 and arm64 with 4 KiB pages:
+/// arenas are mapped in chunks this large and aligned to it, so that the
+/// kernel can back a chunk with huge pages (see `Config::huge_page_threshold`).
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks the kernel to back `[addr, addr + size)` with transparent huge pages
+/// (`on`) or never to (`!on`). Advice only: a kernel without THP, or one
+/// configured to ignore it, leaves 4 KiB pages and nothing else changes.
+pub(crate) fn advise_huge_pages(addr: usize, size: usize, on: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        let advice = if on { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+        // SAFETY: the range is a mapping of ours; this advice changes how the
+        // kernel backs it, never its contents. Its failure (EINVAL on a
+        // kernel built without THP) is harmless, hence ignored.
+        unsafe { libc::madvise(addr as *mut libc::c_void, size, advice) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (addr, size, on);
+}
+
 /// Maps `size` bytes (rounded up to pages by the caller) for a large block.
 pub(crate) fn map(size: usize) -> Option<usize> {
     map_aligned(size, page_size())

@@ -1321,8 +1321,13 @@ impl Allocator {
         if mask != 0 && a.huge_pages {
             // Before holes appear in it: the kernel's background collapsing
             // (khugepaged) would otherwise make the arena one huge page
-            // again, filling the released pools with zeros.
-            os::advise_huge_pages(a.base, self.arena_size, false);
+            // again, filling the released pools with zeros. The advice
+            // covers the arena's whole chunk, so that a chunk's pages share
+            // one setting and the mapping is not cut into more areas than
+            // chunks (the kernel allows 65,530 per process); the other arena
+            // of the chunk repeats it, harmlessly, if it releases pools too.
+            let chunk = self.arena_size.max(os::HUGE_PAGE);
+            os::advise_huge_pages(a.base & !(chunk - 1), chunk, false);
             a.huge_pages = false;
         }
         // Coalesce runs of set bits.

@@ -93,8 +93,9 @@ pub(crate) struct ArenaMeta {
     pub(crate) index: usize,
     /// The allocator's pool clock when all its pools last became free.
     pub(crate) wholly_free_since: u64,
-    /// Marked `MADV_HUGEPAGE` (see `Config::huge_page_threshold`); cleared,
-    /// with `MADV_NOHUGEPAGE`, before its first pool release.
+    /// Its chunk was marked `MADV_HUGEPAGE` (see `Config::huge_page_threshold`)
+    /// and this arena has not yet marked it `MADV_NOHUGEPAGE`, which it does
+    /// before its first pool release.
     pub(crate) huge_pages: bool,
     pub(crate) pools: [PoolMeta; POOLS_PER_ARENA],
 }

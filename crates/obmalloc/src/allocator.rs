@@ -157,6 +157,24 @@ pub struct Allocator {
     pub(crate) counters: Counters,
 }
 
+/// The pool of the last block freed by [`Allocator::free_kind_near`] (see
+/// there). Start each run with `FreeHint::default()`; a hint is only ever
+/// used with the allocator that filled it.
+#[derive(Clone, Copy, Debug)]
+pub struct FreeHint {
+    pool_number: usize,
+    pool: *mut PoolMeta,
+    /// `arenas_freed_total` when the hint was filled.
+    arenas_freed: u64,
+}
+
+impl Default for FreeHint {
+    fn default() -> FreeHint {
+        // No address has pool number usize::MAX (it would need pool_shift 0).
+        FreeHint { pool_number: usize::MAX, pool: ptr::null_mut(), arenas_freed: 0 }
+    }
+}
+
 // SAFETY: every raw pointer inside an `Allocator` points to memory it owns
 // exclusively (arena mappings, boxed arena metadata, arena map leaves), never
 // to thread-local or shared state, so moving the whole allocator to another
@@ -678,6 +696,51 @@ impl Allocator {
             m.count -= 1;
         }
         true
+    }
+
+    /// [`Allocator::free_kind`] for a run of frees that mostly stay in one
+    /// pool — a container's items, allocated one after another, freed in
+    /// order: `hint` remembers the pool of the previous free, so a block of
+    /// the same pool skips the arena lookup. Every free is validated as by
+    /// `free_kind` (block start, allocated, kind) against the pool's current
+    /// header. A hint outlives no arena: it is used only while no arena has
+    /// been unmapped since it was filled.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    #[inline(always)]
+    pub fn free_kind_near(&mut self, p: *mut u8, kind: BlockKind, hint: &mut FreeHint) -> Result<(), AllocError> {
+        let addr = p as usize;
+        let pool_number = addr >> self.pool_shift;
+        let pool = if pool_number == hint.pool_number && hint.arenas_freed == self.counters.arenas_freed_total {
+            hint.pool
+        } else {
+            let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) else {
+                return self.free_kind_slow(p, kind);
+            };
+            // SAFETY: the map only holds live arenas.
+            let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
+            *hint = FreeHint { pool_number, pool, arenas_freed: self.counters.arenas_freed_total };
+            pool
+        };
+        // SAFETY: `pool` is the live header of the pool holding `addr`: just
+        // looked up, or remembered by a lookup for the same pool number with
+        // no arena unmapped since (an arena's metadata lives as long as it).
+        let m = unsafe { &mut *pool };
+        let (index, on_block_start) = m.locate_block(addr);
+        if !(on_block_start && m.is_allocated(index) && m.kind == kind) {
+            return self.free_kind_slow(p, kind);
+        }
+        // SAFETY: block `index` of `pool` is allocated and starts at `p`.
+        unsafe {
+            m.mark_free(index);
+            let head = m.freeblock;
+            *(p as *mut *mut u8) = head;
+            m.freeblock = p;
+            m.count -= 1;
+            if head.is_null() || m.count == 0 {
+                self.pool_state_changed(pool, head.is_null());
+            }
+        }
+        Ok(())
     }
 
     #[cold]

@@ -309,6 +309,11 @@ pub struct Heap {
     /// death clears its slot (`forget_valid`), so a hit is always a live
     /// object.
     valid_cache: [Cell<usize>; VALID_CACHE_SLOTS],
+    /// The pool of the last object block freed: the items of a dying
+    /// container were mostly allocated one after another, so their frees
+    /// come in runs from one pool, each after the first without the arena
+    /// lookup (`Allocator::free_kind_near`).
+    free_hint: obmalloc::FreeHint,
 }
 
 const VALID_CACHE_SLOTS: usize = 64;
@@ -373,6 +378,7 @@ impl Heap {
             weakrefs: Default::default(),
             ready: false,
             valid_cache: std::array::from_fn(|_| Cell::new(0)),
+            free_hint: obmalloc::FreeHint::default(),
         });
         for list in heap.gc.generations.iter_mut() {
             list.init();
@@ -638,6 +644,14 @@ impl Heap {
         unsafe { body::<crate::object::FloatObj>(o).value = v };
         self.remember_valid(o);
         Some(o)
+    }
+
+    /// Empties the validation cache (see `release_child_then`).
+    #[cold]
+    fn forget_all_valid(&self) {
+        for slot in &self.valid_cache {
+            slot.set(0);
+        }
     }
 
     /// Clears `o` from the validation cache: it is dying.
@@ -944,6 +958,16 @@ impl Heap {
     /// is pushed on the work stack rather than freed recursively.
     #[inline(always)]
     fn release_child(&mut self, child: Obj) {
+        self.release_child_then::<true>(child);
+    }
+
+    /// [`Heap::release_child`]; with `FORGET == false` a child freed here
+    /// keeps its validation cache slot, for a caller that clears the whole
+    /// cache once it has released all its children (`forget_all_valid`):
+    /// a long list's items, whose slots would otherwise be checked one by
+    /// one. Nothing validates a pointer in between.
+    #[inline(always)]
+    fn release_child_then<const FORGET: bool>(&mut self, child: Obj) {
         // SAFETY: the parent held a reference, so `child` is live.
         let h = unsafe { header(child) };
         if h.flags & flags::IMMORTAL != 0 {
@@ -960,11 +984,15 @@ impl Heap {
             // from inside the loop draining it.)
             match h.type_id {
                 type_ids::INT => {
-                    self.forget_valid(child);
+                    if FORGET {
+                        self.forget_valid(child);
+                    }
                     self.free_block(child);
                 }
                 type_ids::FLOAT => {
-                    self.forget_valid(child);
+                    if FORGET {
+                        self.forget_valid(child);
+                    }
                     if self.free_floats.len < self.config.float_free_list {
                         h.flags |= flags::DEAD;
                         // SAFETY: a float with count zero, on no list.
@@ -974,7 +1002,9 @@ impl Heap {
                     }
                 }
                 type_ids::STR if h.flags & flags::INTERNED == 0 => {
-                    self.forget_valid(child);
+                    if FORGET {
+                        self.forget_valid(child);
+                    }
                     self.free_block(child);
                 }
                 _ => self.trash.push(child),
@@ -1036,9 +1066,15 @@ impl Heap {
                 type_ids::LIST => {
                     let l = body::<ListObj>(o);
                     let len = std::mem::replace(&mut l.len, 0) as usize;
-                    for i in 0..len {
-                        let item = *l.items.add(i);
-                        self.release_child(item);
+                    if len > VALID_CACHE_SLOTS {
+                        for i in 0..len {
+                            self.release_child_then::<false>(*l.items.add(i));
+                        }
+                        self.forget_all_valid();
+                    } else {
+                        for i in 0..len {
+                            self.release_child(*l.items.add(i));
+                        }
                     }
                     self.finish_emptied_container(o);
                 }
@@ -1167,7 +1203,7 @@ impl Heap {
 
     #[inline(always)]
     fn free_block(&mut self, o: Obj) {
-        let r = self.alloc.free_object(o.as_ptr() as *mut u8);
+        let r = self.alloc.free_kind_near(o.as_ptr() as *mut u8, BlockKind::Object, &mut self.free_hint);
         debug_assert!(r.is_ok(), "freeing an object block failed: {r:?}");
     }
 

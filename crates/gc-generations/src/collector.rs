@@ -432,8 +432,8 @@ impl<'a> Traverser<'a> {
     #[inline(always)]
     pub fn traverse<F: FnMut(Obj) + ?Sized>(&mut self, heap: &Heap, o: Obj, visit: &mut F) {
         heap.traverse_builtin(o, visit);
-        let hooks = heap.host_hooks(o);
-        if hooks.traverse != 0 {
+        if heap.has_host_traverse(o) {
+            let hooks = heap.host_hooks(o);
             self.children.clear();
             (self.host)(o, hooks, &mut self.children);
             for &child in &self.children {

@@ -25,7 +25,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
-use refcount_object::{Heap, HostHooks, HostTypeSpec, Obj, TypeInfo, IMMORTAL_REFCNT};
+use refcount_object::{Heap, HostHooks, HostTypeSpec, Obj, SimpleDecref, TypeInfo, IMMORTAL_REFCNT};
 
 use crate::boundary::{c_message, enter_for, ffi_boundary, require, run, write_out, Access, Failure};
 use crate::runtime::{Restriction, Runtime};
@@ -375,9 +375,32 @@ pub unsafe extern "C" fn pymem_decref(rt: *mut Runtime, o: *mut Object) -> Statu
     // SAFETY: the C caller passes NULL or a live runtime (API contract).
     if let Some(r) = unsafe { rt.as_ref() } {
         // SAFETY: the caller owns the runtime: no other borrow of its state.
-        if r.owned_for_refcount() && unsafe { r.state_mut() }.heap.decref_if_cached_simple(o as *const u8) {
-            return Status::PYMEM_OK;
+        if r.owned_for_refcount() {
+            // SAFETY: the caller owns the runtime: no other borrow of its state.
+            match unsafe { r.state_mut() }.heap.decref_if_cached_simple(o as *const u8) {
+                SimpleDecref::Done => return Status::PYMEM_OK,
+                // SAFETY: as this function's.
+                SimpleDecref::LastReferenceToList => return unsafe { decref_list(rt, o) },
+                SimpleDecref::NotDone => {}
+            }
         }
+    }
+    // SAFETY: as this function's.
+    unsafe { decref_checked(rt, o) }
+}
+
+/// `pymem_decref` of the last reference to a list: one more case without
+/// the boundary, the death of a short list whose items all survive it (a
+/// list built, used and dropped), which keeps its memory for the next one
+/// (free list, spare item array); any other through the boundary.
+///
+/// # Safety
+/// As `pymem_decref`; the caller owns the runtime.
+#[inline(never)]
+unsafe fn decref_list(rt: *mut Runtime, o: *mut Object) -> Status {
+    // SAFETY: contract: a live runtime the caller owns.
+    if unsafe { (*rt).state_mut() }.heap.decref_list_if_quiet(o as *const u8) {
+        return Status::PYMEM_OK;
     }
     // SAFETY: as this function's.
     unsafe { decref_checked(rt, o) }

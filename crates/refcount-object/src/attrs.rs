@@ -11,7 +11,7 @@ use obmalloc::BlockKind;
 
 use crate::error::{ObjError, ObjResult};
 use crate::heap::{size_of, Heap};
-use crate::object::{body, type_ids, FunctionObj, InstanceObj, ModuleObj, Obj};
+use crate::object::{body, flags, header, type_ids, FunctionObj, InstanceObj, ModuleObj, Obj};
 
 /// The most attribute slots an instance gets inline (more go to a block of
 /// their own).
@@ -40,9 +40,19 @@ impl Heap {
     pub fn instance_new(&mut self, type_id: u32) -> ObjResult<Obj> {
         let t = self.type_info(type_id);
         let (payload, inline_cap) = (t.payload_size, t.keys.len().min(MAX_INLINE_VALUES));
+        let h = t.hooks;
+        let mut host_flags = 0;
+        if h.traverse != 0 {
+            host_flags |= flags::HOST_TRAVERSE;
+        }
+        if h.traverse | h.clear | h.finalize | h.dealloc != 0 {
+            host_flags |= flags::HOST_CALLBACKS;
+        }
         let size = instance_block_size(payload, inline_cap)
             .ok_or_else(|| ObjError::InvalidArgument("payload too large".into()))?;
         let o = self.alloc_obj(type_id, size, true)?;
+        // SAFETY: the fresh object.
+        unsafe { header(o) }.flags |= host_flags;
         // SAFETY: a fresh instance block of `size` bytes: the fixed part,
         // `payload` bytes, then `inline_cap` slots at `inline_values_offset`.
         unsafe {

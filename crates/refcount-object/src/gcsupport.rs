@@ -103,8 +103,15 @@ impl Heap {
     /// callback (`traverse`, `clear`, `finalize` or `dealloc`).
     #[inline(always)]
     pub fn has_host_callbacks(&self, o: Obj) -> bool {
-        let h = self.host_hooks(o);
-        h.traverse | h.clear | h.finalize | h.dealloc != 0
+        // SAFETY: a live object.
+        unsafe { header(o) }.flags & flags::HOST_CALLBACKS != 0
+    }
+
+    /// Whether `o`'s type has a host `traverse` callback.
+    #[inline(always)]
+    pub fn has_host_traverse(&self, o: Obj) -> bool {
+        // SAFETY: a live object.
+        unsafe { header(o) }.flags & flags::HOST_TRAVERSE != 0
     }
 
     /// Frees a collection's garbage in one sweep, when no host code can be

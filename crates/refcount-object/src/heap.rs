@@ -267,6 +267,58 @@ impl FreeList {
     }
 }
 
+/// Item arrays of the first size a list grows to out of its inline slots
+/// ([`SPARE_ARRAY_CAP`] items), kept from dying lists for the next list
+/// that outgrows its inline slots — as CPython's free list keeps list
+/// objects, this keeps the array a short list allocates and frees with
+/// each life (a list built by a few appends, then dropped). Linked
+/// through each array's first word. Bounded by `HeapConfig::list_free_list`;
+/// emptied by `clear_free_lists`.
+struct SpareArrays {
+    head: *mut u8,
+    len: usize,
+}
+
+/// The capacity of a list's first item array of its own (`grown_capacity`
+/// of one item more than the inline slots hold): the arrays kept spare.
+pub(crate) const SPARE_ARRAY_CAP: usize = crate::list::grown_capacity(ListObj::INLINE + 1);
+
+impl SpareArrays {
+    const EMPTY: SpareArrays = SpareArrays { head: ptr::null_mut(), len: 0 };
+
+    /// # Safety
+    /// `array` is an `Internal` block of `SPARE_ARRAY_CAP` items that no
+    /// list uses.
+    unsafe fn push(&mut self, array: *mut u8) {
+        // SAFETY: contract: the block is ours and at least a word long.
+        unsafe { *(array as *mut *mut u8) = self.head };
+        self.head = array;
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<*mut u8> {
+        let array = self.head;
+        if array.is_null() {
+            return None;
+        }
+        // SAFETY: members are spare arrays linked through their first word.
+        self.head = unsafe { *(array as *const *mut u8) };
+        self.len -= 1;
+        Some(array)
+    }
+}
+
+/// What [`Heap::decref_if_cached_simple`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SimpleDecref {
+    /// The reference was dropped.
+    Done,
+    /// Nothing: not a case it handles.
+    NotDone,
+    /// Nothing: the pointer is a known list and this is its last reference.
+    LastReferenceToList,
+}
+
 /// All the objects of one runtime. Boxed (`Heap::new` returns a `Box`):
 /// the generation lists' sentinels must not move.
 pub struct Heap {
@@ -289,6 +341,7 @@ pub struct Heap {
     free_floats: FreeList,
     free_tuples: Vec<FreeList>,
     free_lists: FreeList,
+    spare_arrays: SpareArrays,
     free_dicts: FreeList,
     /// Host instances waiting for their `clear`/`dealloc` callbacks.
     pending_host: Vec<Obj>,
@@ -370,6 +423,7 @@ impl Heap {
             free_floats: FreeList::EMPTY,
             free_tuples: vec![FreeList::EMPTY; config.tuple_free_list_max_len + 1],
             free_lists: FreeList::EMPTY,
+            spare_arrays: SpareArrays::EMPTY,
             free_dicts: FreeList::EMPTY,
             pending_host: Vec::new(),
             in_host_dealloc: Vec::new(),
@@ -499,35 +553,123 @@ impl Heap {
     /// references, never tracked: nothing is queued) that goes to the float
     /// free list or back to its pool without a pool state change. The
     /// common cases, with no error path and no allocator bookkeeping (so
-    /// nothing that could panic outside the boundary's guard). Returns
-    /// false (nothing done) otherwise.
+    /// nothing that could panic outside the boundary's guard). Otherwise
+    /// nothing is done, and the answer says whether `p` is a list whose last
+    /// reference this is (for `decref_list_if_quiet`).
     #[inline(always)]
-    pub fn decref_if_cached_simple(&mut self, p: *const u8) -> bool {
-        let Some(o) = self.cached(p) else { return false };
+    pub fn decref_if_cached_simple(&mut self, p: *const u8) -> SimpleDecref {
+        let Some(o) = self.cached(p) else { return SimpleDecref::NotDone };
         // SAFETY: a live object.
         let h = unsafe { header(o) };
         if h.flags & flags::IMMORTAL != 0 {
-            return true;
+            return SimpleDecref::Done;
         }
         if h.refcnt > 1 {
             h.refcnt -= 1;
-            return true;
+            return SimpleDecref::Done;
         }
-        if h.type_id == type_ids::FLOAT && self.free_floats.len < self.config.float_free_list {
+        match h.type_id {
+            type_ids::INT => {}
+            type_ids::FLOAT if self.free_floats.len < self.config.float_free_list => {
+                self.forget_valid(o);
+                h.refcnt = 0;
+                h.flags |= flags::DEAD;
+                // SAFETY: a float with count zero, never tracked, on no list.
+                unsafe { self.free_floats.push(o) };
+                return SimpleDecref::Done;
+            }
+            type_ids::FLOAT => {}
+            type_ids::LIST => return SimpleDecref::LastReferenceToList,
+            _ => return SimpleDecref::NotDone,
+        }
+        // An int, or a float the free list has no room for.
+        if self.alloc.free_kind_fast(p as *mut u8, obmalloc::BlockKind::Object) {
             self.forget_valid(o);
+            return SimpleDecref::Done;
+        }
+        SimpleDecref::NotDone
+    }
+
+    /// decref of a pointer the validation cache knows as a list holding its
+    /// last reference, when its death is quiet (`list_dies_quietly`): the
+    /// list is deallocated, true. Otherwise false, nothing changed. Like
+    /// `decref_if_cached_simple`, a case with no follow-up and no error
+    /// path; a separate call, so that the commoner cases keep a small frame.
+    #[inline(always)]
+    pub fn decref_list_if_quiet(&mut self, p: *const u8) -> bool {
+        let Some(o) = self.cached(p) else { return false };
+        // SAFETY: a live object.
+        let h = unsafe { header(o) };
+        if h.type_id != type_ids::LIST || h.refcnt != 1 || !self.list_memory_stays(o) {
+            return false;
+        }
+        // SAFETY: a list, per its type id.
+        let l = unsafe { body::<ListObj>(o) };
+        // SAFETY: `items` holds `len` references to live objects.
+        let items = unsafe { std::slice::from_raw_parts(l.items, l.len()) };
+        if !Self::drop_references_unless_one_dies(items) {
+            return false;
+        }
+        self.forget_valid(o);
+        l.len = 0;
+        // SAFETY: a list whose count drops to zero and whose references are
+        // dropped: the rest of what `dealloc_one` does for it (lists take
+        // no weak references).
+        unsafe {
+            let h = header(o);
             h.refcnt = 0;
-            h.flags |= flags::DEAD;
-            // SAFETY: a float with count zero, never tracked, on no list.
-            unsafe { self.free_floats.push(o) };
-            return true;
+            if h.flags & flags::TRACKED != 0 {
+                self.untrack(o);
+                self.gc.count0 = (self.gc.count0 - 1).max(0);
+            }
         }
-        if (h.type_id == type_ids::INT || h.type_id == type_ids::FLOAT)
-            && self.alloc.free_kind_fast(p as *mut u8, obmalloc::BlockKind::Object)
-        {
-            self.forget_valid(o);
-            return true;
+        self.finish_emptied_container(o);
+        true
+    }
+
+    /// Drops one reference to each of `items` (a dying container's), when
+    /// none of them dies of it: true. If one would die, every count is as
+    /// before and the answer is false. Counting as it goes, not testing
+    /// `count > 1` first: an object the container holds twice dies of its
+    /// two references, though its count is 2.
+    #[inline(always)]
+    fn drop_references_unless_one_dies(items: &[Obj]) -> bool {
+        let mut one_dies = false;
+        for &item in items {
+            // SAFETY: a live object the container holds a reference to.
+            let h = unsafe { header(item) };
+            if h.flags & flags::IMMORTAL == 0 {
+                h.refcnt -= 1;
+                one_dies |= h.refcnt == 0;
+            }
         }
-        false
+        if one_dies {
+            for &item in items {
+                // SAFETY: as above; the count dropped just now comes back.
+                let h = unsafe { header(item) };
+                if h.flags & flags::IMMORTAL == 0 {
+                    h.refcnt += 1;
+                }
+            }
+        }
+        !one_dies
+    }
+
+    /// Whether list `o`, dying, keeps its memory without the allocator: a
+    /// short list, room on the list free list and, for an array of its own,
+    /// room among the spare arrays. With items that all survive it, its
+    /// deallocation then only drops counts, untracks it and keeps its memory
+    /// — no follow-up (nothing queued for host callbacks, no pool state
+    /// change), which `decref_list_if_quiet` may run without the boundary's
+    /// guard.
+    #[inline(always)]
+    fn list_memory_stays(&self, o: Obj) -> bool {
+        // SAFETY: a list, per the caller's type test.
+        let l = unsafe { body::<ListObj>(o) };
+        if l.len() > SPARE_ARRAY_CAP || self.free_lists.len >= self.config.list_free_list {
+            return false;
+        }
+        !l.has_own_block() || (l.cap as usize == SPARE_ARRAY_CAP && self.spare_arrays.len < self.config.list_free_list)
     }
 
     /// The object at `p` if the validation cache knows it (a live object),
@@ -584,14 +726,20 @@ impl Heap {
             if l.has_own_block() {
                 return false;
             }
-            let cap = crate::list::grown_capacity(l.len() + 1);
-            let Some(block) = self.alloc.malloc_kind_fast(cap * size_of::<Obj>(), obmalloc::BlockKind::Internal) else {
-                return false;
+            // Leaving the inline slots (full: `len == INLINE`) for the
+            // first array size: a spare one, or one from a pool in use.
+            let array = match self.spare_arrays.pop() {
+                Some(array) => array,
+                None => match self.alloc.malloc_kind_fast(SPARE_ARRAY_CAP * size_of::<Obj>(), BlockKind::Internal) {
+                    Some(block) => block.as_ptr(),
+                    None => return false,
+                },
             };
-            // SAFETY: `len` items in the inline slots, room for `cap > len`.
-            unsafe { ptr::copy_nonoverlapping(l.items, block.as_ptr() as *mut Obj, l.len()) };
-            l.items = block.as_ptr() as *mut Obj;
-            l.cap = cap as u32;
+            // SAFETY: the `INLINE` items of the full inline slots, into an
+            // array of `SPARE_ARRAY_CAP > INLINE` items.
+            unsafe { ptr::copy_nonoverlapping(l.items, array as *mut Obj, ListObj::INLINE) };
+            l.items = array as *mut Obj;
+            l.cap = SPARE_ARRAY_CAP as u32;
         }
         self.incref(item);
         // SAFETY: `len < cap`: room for one more item.
@@ -644,6 +792,15 @@ impl Heap {
         unsafe { body::<crate::object::FloatObj>(o).value = v };
         self.remember_valid(o);
         Some(o)
+    }
+
+    /// A spare item array (see `SpareArrays`) for a list growing to `cap`
+    /// items, if `cap` is their size and one is kept.
+    pub(crate) fn take_spare_array(&mut self, cap: usize) -> Option<NonNull<u8>> {
+        if cap != SPARE_ARRAY_CAP {
+            return None;
+        }
+        self.spare_arrays.pop().and_then(NonNull::new)
     }
 
     /// Empties the validation cache (see `release_child_then`).
@@ -1162,7 +1319,13 @@ impl Heap {
             let l = unsafe { body::<ListObj>(o) };
             debug_assert_eq!(l.len, 0, "an emptied list");
             if l.has_own_block() {
-                let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
+                if l.cap as usize == SPARE_ARRAY_CAP && self.spare_arrays.len < self.config.list_free_list {
+                    // SAFETY: the list's own array of that capacity, which
+                    // the list leaves just below.
+                    unsafe { self.spare_arrays.push(l.items as *mut u8) };
+                } else {
+                    let _ = self.alloc.free_kind(l.items as *mut u8, BlockKind::Internal);
+                }
             }
             l.reset_to_inline();
             (&mut self.free_lists, self.config.list_free_list)
@@ -1399,6 +1562,9 @@ impl Heap {
                 freed += 1;
             }
         }
+        while let Some(array) = self.spare_arrays.pop() {
+            let _ = self.alloc.free_kind(array, BlockKind::Internal);
+        }
         freed
     }
 
@@ -1413,6 +1579,7 @@ impl Heap {
         line("free PyDictObject", self.free_dicts.len, size_of::<crate::object::DictObj>());
         line("free PyFloatObject", self.free_floats.len, size_of::<FloatObj>());
         line("free PyListObject", self.free_lists.len, size_of::<ListObj>());
+        line("spare list item array", self.spare_arrays.len, SPARE_ARRAY_CAP * size_of::<Obj>());
         for (len, list) in self.free_tuples.iter().enumerate().skip(1) {
             line(&format!("free {len}-sized PyTupleObject"), list.len, size_of::<TupleObj>() + len * size_of::<Obj>());
         }

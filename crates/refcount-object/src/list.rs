@@ -65,8 +65,12 @@ impl Heap {
         let new = if own {
             self.alloc.realloc_kind(items as *mut u8, bytes, BlockKind::Internal)?
         } else {
-            // Out of the inline slots: the items move to a block of their own.
-            let new = self.alloc.malloc_kind(bytes, BlockKind::Internal)?;
+            // Out of the inline slots: the items move to a block of their
+            // own — a spare one when it is the first size (`SpareArrays`).
+            let new = match self.take_spare_array(cap) {
+                Some(array) => array,
+                None => self.alloc.malloc_kind(bytes, BlockKind::Internal)?,
+            };
             // SAFETY: `len` items in the inline slots, room for `cap > len`.
             unsafe { std::ptr::copy_nonoverlapping(items, new.as_ptr() as *mut Obj, len) };
             new
@@ -166,6 +170,6 @@ pub(crate) unsafe fn list_items_of<'a>(o: Obj) -> &'a [Obj] {
 /// `list_resize` over-allocation, `n + n/8 + 6` rounded down to a multiple
 /// of 4.
 #[inline(always)]
-pub(crate) fn grown_capacity(needed: usize) -> usize {
+pub(crate) const fn grown_capacity(needed: usize) -> usize {
     (needed + (needed >> 3) + 6) & !3
 }

@@ -77,6 +77,13 @@ pub mod flags {
     /// every collection. A full collection tells the objects it scans by
     /// `TRACKED` without `FROZEN`.
     pub const FROZEN: u32 = 1 << 9;
+    /// An instance whose type has a host `traverse` callback: copied from
+    /// the type when the instance is made (hooks never change), so the
+    /// collector needs no type lookup for the many instances without one.
+    pub const HOST_TRAVERSE: u32 = 1 << 10;
+    /// An instance whose type has any host callback (`traverse`, `clear`,
+    /// `finalize`, `dealloc`): deleting it as garbage may run host code.
+    pub const HOST_CALLBACKS: u32 = 1 << 11;
 }
 
 /// Type ids of the built-in types; host types follow from `FIRST_HOST_TYPE`.

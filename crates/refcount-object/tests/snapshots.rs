@@ -157,8 +157,19 @@ fn free_list_stats_after_a_fixed_sequence() {
             tuples.push(h.tuple_new(&vec![one; len]).unwrap());
         }
     }
-    // 90 lists die (80 kept), 5 dicts with tables (all kept, tables freed).
-    let lists: Vec<Obj> = (0..90).map(|_| h.list_new().unwrap()).collect();
+    // 90 lists die (80 kept; the 30 that outgrew their inline slots leave
+    // 30 spare item arrays), 5 dicts with tables (all kept, tables freed).
+    let lists: Vec<Obj> = (0..90)
+        .map(|i| {
+            let l = h.list_new().unwrap();
+            if i < 30 {
+                for _ in 0..3 {
+                    h.list_append(l, one).unwrap();
+                }
+            }
+            l
+        })
+        .collect();
     let dicts: Vec<Obj> = (0..5)
         .map(|_| {
             let d = h.dict_new().unwrap();

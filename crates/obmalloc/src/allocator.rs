@@ -154,28 +154,14 @@ pub struct Allocator {
     chunk_huge: bool,
     /// `Config::huge_page_threshold`.
     huge_page_threshold: usize,
+    /// The pool of the last `free_kind_near` and its number (`usize::MAX`:
+    /// none); forgotten whenever an arena is unmapped.
+    near_pool_number: usize,
+    near_pool: *mut PoolMeta,
     /// Bases of arenas retired by `unmap_arena` whose pages are not yet
     /// unmapped (see `unmap_pending`); empty between public calls.
     pending_unmaps: Vec<usize>,
     pub(crate) counters: Counters,
-}
-
-/// The pool of the last block freed by [`Allocator::free_kind_near`] (see
-/// there). Start each run with `FreeHint::default()`; a hint is only ever
-/// used with the allocator that filled it.
-#[derive(Clone, Copy, Debug)]
-pub struct FreeHint {
-    pool_number: usize,
-    pool: *mut PoolMeta,
-    /// `arenas_freed_total` when the hint was filled.
-    arenas_freed: u64,
-}
-
-impl Default for FreeHint {
-    fn default() -> FreeHint {
-        // No address has pool number usize::MAX (it would need pool_shift 0).
-        FreeHint { pool_number: usize::MAX, pool: ptr::null_mut(), arenas_freed: 0 }
-    }
 }
 
 // SAFETY: every raw pointer inside an `Allocator` points to memory it owns
@@ -221,6 +207,8 @@ impl Allocator {
             chunk_end: 0,
             chunk_huge: false,
             huge_page_threshold: config.huge_page_threshold,
+            near_pool_number: usize::MAX,
+            near_pool: ptr::null_mut(),
             pending_unmaps: Vec::new(),
             counters: Counters::default(),
         }
@@ -702,32 +690,31 @@ impl Allocator {
         true
     }
 
-    /// [`Allocator::free_kind`] for a run of frees that mostly stay in one
+    /// [`Allocator::free_kind`] for runs of frees that mostly stay in one
     /// pool — a container's items, allocated one after another, freed in
-    /// order: `hint` remembers the pool of the previous free, so a block of
-    /// the same pool skips the arena lookup. Every free is validated as by
-    /// `free_kind` (block start, allocated, kind) against the pool's current
-    /// header. A hint outlives no arena: it is used only while no arena has
-    /// been unmapped since it was filled.
+    /// order: the allocator remembers the pool of the previous such free
+    /// (`near_pool`), so a block of the same pool skips the arena lookup.
+    /// Every free is validated as by `free_kind` (block start, allocated,
+    /// kind) against the pool's current header.
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     #[inline(always)]
-    pub fn free_kind_near(&mut self, p: *mut u8, kind: BlockKind, hint: &mut FreeHint) -> Result<(), AllocError> {
+    pub fn free_kind_near(&mut self, p: *mut u8, kind: BlockKind) -> Result<(), AllocError> {
         let addr = p as usize;
         let pool_number = addr >> self.pool_shift;
-        let pool = if pool_number == hint.pool_number && hint.arenas_freed == self.counters.arenas_freed_total {
-            hint.pool
+        let pool = if pool_number == self.near_pool_number {
+            self.near_pool
         } else {
             let Some(arena) = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros()) else {
                 return self.free_kind_slow(p, kind);
             };
             // SAFETY: the map only holds live arenas.
             let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
-            *hint = FreeHint { pool_number, pool, arenas_freed: self.counters.arenas_freed_total };
+            (self.near_pool_number, self.near_pool) = (pool_number, pool);
             pool
         };
         // SAFETY: `pool` is the live header of the pool holding `addr`: just
         // looked up, or remembered by a lookup for the same pool number with
-        // no arena unmapped since (an arena's metadata lives as long as it).
+        // no arena unmapped since (`unmap_arena` forgets it).
         let m = unsafe { &mut *pool };
         let (index, on_block_start) = m.locate_block(addr);
         if !(on_block_start && m.is_allocated(index) && m.kind == kind) {
@@ -1422,6 +1409,7 @@ impl Allocator {
         // SAFETY: `arena` is live (it came from `new_mapped` in `new_arena`).
         let (base, index, resident_empty) = unsafe { ((*arena).base, (*arena).index, (*arena).resident_empty) };
         self.map.remove(base);
+        (self.near_pool_number, self.near_pool) = (usize::MAX, ptr::null_mut());
         // The pages go at the caller's `unmap_pending`, with the other
         // arenas it unmaps: neighbours in one call.
         self.pending_unmaps.push(base);

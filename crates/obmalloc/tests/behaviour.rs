@@ -794,34 +794,30 @@ fn the_kind_fast_paths_serve_only_what_changes_no_pool_state() {
 }
 
 /// `free_kind_near` frees as `free_kind` does — every free validated, the
-/// same errors — with one hint carried through runs of frees across pools
-/// and arenas, and kept across rounds in which every arena is unmapped and
-/// new ones are mapped (often at the same addresses): the hint names a pool
-/// of an arena that is gone, which it must never be used for.
+/// same errors — through runs of frees across pools and arenas, and across
+/// rounds in which every arena is unmapped and new ones are mapped (often
+/// at the same addresses): the pool it remembers from the last round is
+/// gone, and must never be used.
 #[test]
 fn frees_near_a_hint_are_validated_and_survive_arenas_coming_and_going() {
-    use obmalloc::{AllocError, BlockKind, FreeHint};
+    use obmalloc::{AllocError, BlockKind};
     let mut a = Allocator::new(Config { pool_release_delay: 0, ..Config::default() });
-    let mut hint = FreeHint::default();
     for round in 0..3 {
         // Three arenas of 32-byte objects, freed in allocation order: runs
         // of one pool, then the next; pools empty, arenas are unmapped.
         let blocks: Vec<_> = (0..3 * ARENA / 32).map(|_| a.malloc_kind(32, BlockKind::Object).unwrap()).collect();
         let raw = a.malloc(32).unwrap();
+        assert!(matches!(a.free_kind_near(raw.as_ptr(), BlockKind::Object), Err(AllocError::InvalidPointer { .. })));
         assert!(matches!(
-            a.free_kind_near(raw.as_ptr(), BlockKind::Object, &mut hint),
-            Err(AllocError::InvalidPointer { .. })
-        ));
-        assert!(matches!(
-            a.free_kind_near(blocks[1].as_ptr().wrapping_add(8), BlockKind::Object, &mut hint),
+            a.free_kind_near(blocks[1].as_ptr().wrapping_add(8), BlockKind::Object),
             Err(AllocError::InvalidPointer { .. })
         ));
         for (i, p) in blocks.iter().enumerate() {
-            a.free_kind_near(p.as_ptr(), BlockKind::Object, &mut hint).unwrap();
+            a.free_kind_near(p.as_ptr(), BlockKind::Object).unwrap();
             if i % 4099 == 0 {
                 a.check_invariants();
                 assert_eq!(
-                    a.free_kind_near(p.as_ptr(), BlockKind::Object, &mut hint),
+                    a.free_kind_near(p.as_ptr(), BlockKind::Object),
                     Err(AllocError::DoubleFree { addr: p.as_ptr() as usize }),
                     "round {round}, block {i}"
                 );
@@ -831,7 +827,7 @@ fn frees_near_a_hint_are_validated_and_survive_arenas_coming_and_going() {
         a.check_invariants();
         assert_eq!(a.stats().blocks_in_use, 0, "round {round}");
         assert!(a.stats().arenas_freed_total > 0, "round {round}: arenas were unmapped");
-        // Every arena goes: the hint now names a pool of an unmapped one.
+        // Every arena goes, the remembered pool's too.
         a.release_free_arenas();
         assert_eq!(a.stats().arenas_current, 0, "round {round}");
     }

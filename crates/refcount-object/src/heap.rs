@@ -362,11 +362,6 @@ pub struct Heap {
     /// death clears its slot (`forget_valid`), so a hit is always a live
     /// object.
     valid_cache: [Cell<usize>; VALID_CACHE_SLOTS],
-    /// The pool of the last object block freed: the items of a dying
-    /// container were mostly allocated one after another, so their frees
-    /// come in runs from one pool, each after the first without the arena
-    /// lookup (`Allocator::free_kind_near`).
-    free_hint: obmalloc::FreeHint,
 }
 
 const VALID_CACHE_SLOTS: usize = 64;
@@ -436,7 +431,6 @@ impl Heap {
             weakrefs: Default::default(),
             ready: false,
             valid_cache: std::array::from_fn(|_| Cell::new(0)),
-            free_hint: obmalloc::FreeHint::default(),
         });
         for list in heap.gc.generations.iter_mut() {
             list.init();
@@ -1375,7 +1369,7 @@ impl Heap {
 
     #[inline(always)]
     fn free_block(&mut self, o: Obj) {
-        let r = self.alloc.free_kind_near(o.as_ptr() as *mut u8, BlockKind::Object, &mut self.free_hint);
+        let r = self.alloc.free_kind_near(o.as_ptr() as *mut u8, BlockKind::Object);
         debug_assert!(r.is_ok(), "freeing an object block failed: {r:?}");
     }
 

@@ -55,6 +55,9 @@ enum Located {
     Large(LargeBlock),
 }
 
+/// Where a live block is (see [`Allocator::find_live`]); used once.
+pub struct LiveBlock(Located);
+
 impl Located {
     fn kind(&self) -> BlockKind {
         match self {
@@ -758,6 +761,38 @@ impl Allocator {
     #[inline(always)]
     pub fn is_live(&self, p: *const u8, kind: BlockKind) -> bool {
         self.cached_live_block(p as usize, kind).is_some() || self.is_live_slow(p as usize, kind)
+    }
+
+    /// [`Allocator::is_live`] that also says where the block is, for
+    /// [`Allocator::free_found`]: a caller that validates a pointer and then
+    /// frees it validates once.
+    #[inline(always)]
+    pub fn find_live(&self, p: *const u8, kind: BlockKind) -> Option<LiveBlock> {
+        match self.cached_live_block(p as usize, kind) {
+            Some((pool, index)) => Some(LiveBlock(Located::Small { pool, index })),
+            None => self.find_live_slow(p as usize, kind),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_live_slow(&self, addr: usize, kind: BlockKind) -> Option<LiveBlock> {
+        self.locate_kind(addr, kind).ok().map(LiveBlock)
+    }
+
+    /// Frees the block `find_live` found at `p`.
+    ///
+    /// # Safety
+    /// `block` came from `find_live(p, ..)` on this allocator, with no call
+    /// to it in between that allocates or frees.
+    #[inline(always)]
+    pub unsafe fn free_found(&mut self, p: *mut u8, block: LiveBlock) {
+        match block.0 {
+            // SAFETY: contract: block `index` of `pool` is still allocated
+            // and starts at `p`.
+            Located::Small { pool, index } => unsafe { self.release_block(pool, index, p) },
+            Located::Large(large) => self.large_free(p as usize, large),
+        }
     }
 
     #[cold]

@@ -48,7 +48,7 @@ mod stats;
 
 use std::fmt;
 
-pub use allocator::{Allocator, LARGE_MMAP_THRESHOLD};
+pub use allocator::{Allocator, LiveBlock, LARGE_MMAP_THRESHOLD};
 pub use arena::RELEASE_THRESHOLD;
 pub use layout::{ArenaView, PoolFill, PoolView};
 pub use os::trim_system_heap;

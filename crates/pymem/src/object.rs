@@ -413,12 +413,10 @@ unsafe fn decref_list(rt: *mut Runtime, o: *mut Object) -> Status {
 #[inline(never)]
 unsafe fn decref_checked(rt: *mut Runtime, o: *mut Object) -> Status {
     ffi_boundary!(object Refcount rt, "pymem_decref", |state| {
-        match state.heap.lookup(o as *const u8) {
-            Some(o) => {
-                state.heap.decref(o);
-                Ok(())
-            }
-            None => Err(decref_refused(&state.heap, o)),
+        if state.heap.decref_validated(o as *const u8) {
+            Ok(())
+        } else {
+            Err(decref_refused(&state.heap, o))
         }
     })
 }

@@ -535,6 +535,36 @@ impl Heap {
         None
     }
 
+    /// decref of any pointer, validated: false (nothing done) when it is not
+    /// a live object of this heap. One validation serves both the lookup
+    /// and, for an int that dies (a list of ints dropped item by item from
+    /// outside, none of them in the validation cache), the free.
+    #[inline(always)]
+    pub fn decref_validated(&mut self, p: *const u8) -> bool {
+        if let Some(o) = self.cached(p) {
+            self.decref(o);
+            return true;
+        }
+        let Some(block) = self.alloc.find_live(p, BlockKind::Object) else { return false };
+        // SAFETY: a live object block starts with an initialised header.
+        let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
+        // SAFETY: as above.
+        let h = unsafe { header(o) };
+        if h.flags & flags::DEAD != 0 {
+            return false;
+        }
+        if h.refcnt == 1 && h.type_id == type_ids::INT && h.flags & flags::IMMORTAL == 0 {
+            // Not in the validation cache (just missed there): nothing to forget.
+            h.refcnt = 0;
+            // SAFETY: `block` is where `find_live` found `p`, nothing since.
+            unsafe { self.alloc.free_found(p as *mut u8, block) };
+            return true;
+        }
+        self.remember_valid(o);
+        self.decref(o);
+        true
+    }
+
     /// incref of a pointer the validation cache knows: the whole call for
     /// the common case, with no error path. Returns false (nothing done)
     /// when `p` is not in the cache; the caller then validates it fully.

@@ -619,10 +619,12 @@ impl Heap {
     }
 
     /// decref of a pointer the validation cache knows as a list holding its
-    /// last reference, when its death is quiet (`list_dies_quietly`): the
-    /// list is deallocated, true. Otherwise false, nothing changed. Like
-    /// `decref_if_cached_simple`, a case with no follow-up and no error
-    /// path; a separate call, so that the commoner cases keep a small frame.
+    /// last reference, when its death is quiet — its memory stays
+    /// (`list_memory_stays`) and none of its items dies with it
+    /// (`drop_references_unless_one_dies`): the list is deallocated, true.
+    /// Otherwise false, nothing changed. Like `decref_if_cached_simple`, a
+    /// case with no follow-up and no error path; a separate call, so that
+    /// the commoner cases keep a small frame.
     #[inline(always)]
     pub fn decref_list_if_quiet(&mut self, p: *const u8) -> bool {
         let Some(o) = self.cached(p) else { return false };

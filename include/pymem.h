@@ -155,9 +155,9 @@
 #define PYMEM_DEFAULT_RETAIN_CACHE_MAX (4 << 20)
 
 /**
- * Default of `pymem_config.huge_page_threshold`: 8 MiB.
+ * Default of `pymem_config.huge_page_threshold`: 2 MiB.
  */
-#define PYMEM_DEFAULT_HUGE_PAGE_THRESHOLD (8 << 20)
+#define PYMEM_DEFAULT_HUGE_PAGE_THRESHOLD (2 << 20)
 
 /**
  * Major version of the library this header belongs to.
@@ -676,7 +676,7 @@ typedef struct pymem_config {
   uint64_t retain_cache_max;
   /**
    * Transparent huge pages (Linux): once the allocator holds this many
-   * bytes (default 8 MiB; 0 = never), the arenas and large blocks it maps
+   * bytes (default 2 MiB; 0 = never), the arenas and large blocks it maps
    * next are marked `MADV_HUGEPAGE`, so the kernel may back them with
    * 2 MiB pages: a big heap is walked with far fewer TLB misses and given
    * back to the OS in a fraction of the kernel time. A small heap keeps

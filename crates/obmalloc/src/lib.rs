@@ -125,8 +125,9 @@ pub struct Config {
     pub huge_page_threshold: usize,
 }
 
-/// Default of [`Config::huge_page_threshold`]: 8 MiB.
-pub const DEFAULT_HUGE_PAGE_THRESHOLD: usize = 8 << 20;
+/// Default of [`Config::huge_page_threshold`]: 2 MiB (a heap past its
+/// first chunk of two arenas).
+pub const DEFAULT_HUGE_PAGE_THRESHOLD: usize = 2 << 20;
 
 /// Default of [`Config::retain_cache_max`]: 4 MiB.
 pub const DEFAULT_RETAIN_CACHE_MAX: usize = 4 << 20;

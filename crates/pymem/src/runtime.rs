@@ -29,8 +29,8 @@ pub const PYMEM_DEFAULT_POOL_RELEASE_DELAY: u64 = 256;
 /// Default of `pymem_config.retain_cache_max`: 4 MiB.
 pub const PYMEM_DEFAULT_RETAIN_CACHE_MAX: u64 = 4 << 20;
 
-/// Default of `pymem_config.huge_page_threshold`: 8 MiB.
-pub const PYMEM_DEFAULT_HUGE_PAGE_THRESHOLD: u64 = 8 << 20;
+/// Default of `pymem_config.huge_page_threshold`: 2 MiB.
+pub const PYMEM_DEFAULT_HUGE_PAGE_THRESHOLD: u64 = 2 << 20;
 
 /// Major version of the library this header belongs to.
 pub const PYMEM_VERSION_MAJOR: u32 = 0;
@@ -91,7 +91,7 @@ pub struct Config {
     /// the bytes held free by each reason (`free_bytes_*`).
     pub retain_cache_max: u64,
     /// Transparent huge pages (Linux): once the allocator holds this many
-    /// bytes (default 8 MiB; 0 = never), the arenas and large blocks it maps
+    /// bytes (default 2 MiB; 0 = never), the arenas and large blocks it maps
     /// next are marked `MADV_HUGEPAGE`, so the kernel may back them with
     /// 2 MiB pages: a big heap is walked with far fewer TLB misses and given
     /// back to the OS in a fraction of the kernel time. A small heap keeps

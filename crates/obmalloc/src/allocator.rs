@@ -718,22 +718,13 @@ impl Allocator {
         // SAFETY: `pool` is the live header of the pool holding `addr`: just
         // looked up, or remembered by a lookup for the same pool number with
         // no arena unmapped since (`unmap_arena` forgets it).
-        let m = unsafe { &mut *pool };
+        let m = unsafe { &*pool };
         let (index, on_block_start) = m.locate_block(addr);
         if !(on_block_start && m.is_allocated(index) && m.kind == kind) {
             return self.free_kind_slow(p, kind);
         }
         // SAFETY: block `index` of `pool` is allocated and starts at `p`.
-        unsafe {
-            m.mark_free(index);
-            let head = m.freeblock;
-            *(p as *mut *mut u8) = head;
-            m.freeblock = p;
-            m.count -= 1;
-            if head.is_null() || m.count == 0 {
-                self.pool_state_changed(pool, head.is_null());
-            }
-        }
+        unsafe { self.release_block(pool, index, p) };
         Ok(())
     }
 
@@ -787,12 +778,9 @@ impl Allocator {
     /// to it in between that allocates or frees.
     #[inline(always)]
     pub unsafe fn free_found(&mut self, p: *mut u8, block: LiveBlock) {
-        match block.0 {
-            // SAFETY: contract: block `index` of `pool` is still allocated
-            // and starts at `p`.
-            Located::Small { pool, index } => unsafe { self.release_block(pool, index, p) },
-            Located::Large(large) => self.large_free(p as usize, large),
-        }
+        // `release_located` cannot fail: it frees what `locate` found, as
+        // `find_live` did (the contract keeps it true).
+        let _ = self.release_located(block.0, p);
     }
 
     #[cold]

@@ -977,6 +977,7 @@ impl Allocator {
         self.release_located(located, p)
     }
 
+    #[inline(always)]
     fn release_located(&mut self, located: Located, p: *mut u8) -> Result<(), AllocError> {
         match located {
             // SAFETY: `locate` validated block `index` of `pool` at `p`.

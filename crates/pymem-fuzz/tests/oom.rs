@@ -244,6 +244,25 @@ fn default_config() -> Config {
     }
 }
 
+type LenFn = unsafe extern "C" fn(*mut Runtime, *mut Object, *mut usize) -> Status;
+type GetFn = unsafe extern "C" fn(*mut Runtime, *mut Object, usize, *mut *mut Object) -> Status;
+
+/// The identities of a list's or a tuple's items, read with its `len` and
+/// `get` (each `get` hands a new reference, dropped at once).
+fn sequence_items(rt: *mut Runtime, o: *mut Object, len: LenFn, get: GetFn, items: &mut Vec<usize>) {
+    let mut n = 0usize;
+    // SAFETY: the runtime, object and out-pointers of this test are live and valid.
+    unsafe {
+        ok(len(rt, o, &mut n), rt);
+        for i in 0..n {
+            let mut it = ptr::null_mut();
+            ok(get(rt, o, i, &mut it), rt);
+            items.push(it as usize);
+            ok(pymem_decref(rt, it), rt);
+        }
+    }
+}
+
 /// Count, type and contents (identities of the items) of an object.
 fn describe(rt: *mut Runtime, o: *mut Object) -> String {
     let mut count = 0isize;
@@ -260,26 +279,8 @@ fn describe(rt: *mut Runtime, o: *mut Object) -> String {
     // (every block below): live runtime and object, writable outs;
     // items are borrowed references, only their addresses are kept.
     match name.as_str() {
-        // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
-        "list" => unsafe {
-            ok(pymem_list_len(rt, o, &mut n), rt);
-            for i in 0..n {
-                let mut it = ptr::null_mut();
-                ok(pymem_list_get(rt, o, i, &mut it), rt);
-                items.push(it as usize);
-                ok(pymem_decref(rt, it), rt);
-            }
-        },
-        // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
-        "tuple" => unsafe {
-            ok(pymem_tuple_len(rt, o, &mut n), rt);
-            for i in 0..n {
-                let mut it = ptr::null_mut();
-                ok(pymem_tuple_get(rt, o, i, &mut it), rt);
-                items.push(it as usize);
-                ok(pymem_decref(rt, it), rt);
-            }
-        },
+        "list" => sequence_items(rt, o, pymem_list_len, pymem_list_get, &mut items),
+        "tuple" => sequence_items(rt, o, pymem_tuple_len, pymem_tuple_get, &mut items),
         // SAFETY: the runtime, objects and out-pointers of this test are live and valid.
         "dict" => unsafe {
             ok(pymem_dict_len(rt, o, &mut n), rt);

@@ -10,9 +10,21 @@
 //! lives in the runtime's allocator, so allocator statistics account for it
 //! (hashbrown would use the global allocator; this is also CPython's layout).
 //!
+//! A small dict keeps its table inside its own object block (`InlineTable`:
+//! 4 index slots and 2 entries, as a short list keeps two items inline):
+//! most dicts hold a few entries, and one block instead of two is less
+//! memory (112 bytes instead of 56 + 128), one allocation fewer and, for the
+//! cycle collector, one pointer fewer to chase per dict. The table moves to
+//! a block of its own (8 slots or more, CPython's sizes) when a third entry
+//! arrives, and comes back inline when a resize finds two slots or fewer
+//! needed and the inline room free (or the old table in it: then it is
+//! copied out first).
+//!
 //! Invariants: `used` = live entries; `nentries` = entries written since the
 //! last resize (live + holes); `usable` = entries that may still be appended;
-//! every live entry is reachable from exactly one index slot.
+//! every live entry is reachable from exactly one index slot; a table of
+//! `INLINE_SLOTS` slots is the inline one and a table of its own has at least
+//! `MIN_SIZE` slots (so the size alone says which it is).
 
 use std::ptr;
 
@@ -24,7 +36,10 @@ use crate::object::{body, type_ids, DictObj, Obj, ObjHeader};
 
 const EMPTY: i32 = -1;
 const DUMMY: i32 = -2;
+/// The smallest table of a block of its own (CPython's `PyDict_MINSIZE`).
 const MIN_SIZE: usize = 8;
+/// Index slots of the table inside a dict's block (2 entries).
+const INLINE_SLOTS: usize = 4;
 const PERTURB_SHIFT: u32 = 5;
 
 #[repr(C)]
@@ -36,10 +51,9 @@ struct Entry {
     value: *mut ObjHeader,
 }
 
-/// The table of a dict (inside the dict object). The counters are 32-bit so
-/// that a dict object is 56 bytes: one 64-byte size class, each object on a
-/// cache line of its own (the collector reads its header, links and table
-/// pointer with one line); a table is at most 2^31 slots.
+/// The table of a dict (inside the dict object): where its index slots and
+/// entries are (`mem`: the dict's `InlineTable` or a block of its own) and
+/// its counters, 32-bit (a table is at most 2^31 slots).
 #[repr(C)]
 pub(crate) struct DictTable {
     mem: *mut u8,
@@ -54,7 +68,7 @@ pub(crate) struct DictTable {
 /// smallest signed integer that holds every entry number and the two marks
 /// (1 byte up to 128 slots, whose 85 entries number below 127).
 #[inline(always)]
-fn index_width(size: usize) -> usize {
+const fn index_width(size: usize) -> usize {
     if size <= 128 {
         1
     } else if size <= 1 << 15 {
@@ -62,6 +76,34 @@ fn index_width(size: usize) -> usize {
     } else {
         4
     }
+}
+
+/// The bytes of the index slots of a table of `size` slots, which the
+/// entries follow: at least 8, so that the entries are 8-byte aligned (the
+/// inline table's 4 one-byte slots are padded).
+#[inline(always)]
+const fn index_bytes(size: usize) -> usize {
+    let bytes = size * index_width(size);
+    if bytes < 8 {
+        8
+    } else {
+        bytes
+    }
+}
+
+/// The room for a small table inside a dict object: `INLINE_SLOTS` index
+/// slots and their 2 entries.
+#[repr(C, align(8))]
+pub(crate) struct InlineTable([std::mem::MaybeUninit<u8>; DictTable::bytes_for(INLINE_SLOTS)]);
+
+/// The inline table's memory of dict `d`.
+///
+/// # Safety
+/// `d` is a dict (live, or being revived or deallocated).
+#[inline(always)]
+unsafe fn inline_table_of(d: Obj) -> *mut u8 {
+    // SAFETY: contract; only the address is taken.
+    unsafe { ptr::addr_of_mut!(body::<DictObj>(d).inline).cast() }
 }
 
 /// The largest table: its entry numbers fit an i32, its counters a u32.
@@ -103,10 +145,26 @@ impl DictTable {
     pub(crate) const EMPTY: DictTable = DictTable { size: 0, used: 0, nentries: 0, usable: 0, mem: ptr::null_mut() };
 
     fn entries(&self) -> *mut Entry {
-        let size = self.size as usize;
-        // SAFETY: the entries follow the `size` index slots in the block
-        // (size * width is a multiple of 8 for size >= 8, so they are aligned).
-        unsafe { self.mem.add(size * index_width(size)) as *mut Entry }
+        // SAFETY: the entries follow the index slots in the table's memory,
+        // 8-byte aligned (see `index_bytes`).
+        unsafe { self.mem.add(index_bytes(self.size as usize)) as *mut Entry }
+    }
+
+    /// Whether this is the table inside the dict's own block.
+    #[inline(always)]
+    fn is_inline(&self) -> bool {
+        self.size as usize == INLINE_SLOTS
+    }
+
+    /// The block of its own this table lives in, if any (null for none or
+    /// the inline table): what freeing the dict or a resize must free.
+    #[inline(always)]
+    fn own_block(&self) -> *mut u8 {
+        if self.is_inline() {
+            ptr::null_mut()
+        } else {
+            self.mem
+        }
     }
 
     // Object memory is not part of any Rust borrow (objects are shared
@@ -132,20 +190,21 @@ impl DictTable {
         }
     }
 
-    /// Bytes of the block of a table of `size` slots.
-    fn bytes_for(size: usize) -> usize {
-        size * index_width(size) + Self::capacity(size) * std::mem::size_of::<Entry>()
+    /// Bytes of the memory of a table of `size` slots.
+    const fn bytes_for(size: usize) -> usize {
+        index_bytes(size) + Self::capacity(size) * std::mem::size_of::<Entry>()
     }
 
     /// Entry capacity of a table of `size` slots.
-    fn capacity(size: usize) -> usize {
+    const fn capacity(size: usize) -> usize {
         size * 2 / 3
     }
 
-    /// Bytes of the table's block as `dict_resize` requests it (0 before the
-    /// first insertion), for `Heap::sizeof`.
+    /// Bytes of the table's block of its own as `dict_resize` requests it (0
+    /// before the first insertion and for the inline table, which is part of
+    /// the dict object), for `Heap::sizeof`.
     pub(crate) fn block_bytes(&self) -> usize {
-        if self.mem.is_null() {
+        if self.own_block().is_null() {
             return 0;
         }
         Self::bytes_for(self.size as usize)
@@ -312,24 +371,40 @@ impl Heap {
         Ok(None)
     }
 
-    /// Rebuilds the table with at least `min_slots` index slots (a power of
-    /// two, 8 or more), compacting holes.
+    /// Rebuilds the table with at least `min_slots` index slots, compacting
+    /// holes: the inline table when `min_slots` fits it, else a block of
+    /// its own of a power of two slots, 8 or more.
     fn dict_resize(&mut self, d: Obj, min_slots: usize) -> ObjResult<()> {
-        let mut size = MIN_SIZE;
-        while size < min_slots {
-            size *= 2;
-            if size > MAX_SIZE {
-                return Err(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
-                    requested: usize::MAX,
-                    reason: "dict too large",
-                }));
+        let old = self.table(d)?;
+        // The inline table's old contents, when the new table takes its place.
+        let mut copy_out = InlineTable([std::mem::MaybeUninit::uninit(); DictTable::bytes_for(INLINE_SLOTS)]);
+        let (size, mem) = if min_slots <= INLINE_SLOTS {
+            // SAFETY: `d` is a dict (checked by `table`).
+            let inline = unsafe { inline_table_of(d) };
+            if old.is_inline() {
+                // SAFETY: both are the inline table's bytes; `old` reads the
+                // copy from here on (its entries sit at the same offsets).
+                unsafe { ptr::copy_nonoverlapping(inline, copy_out.0.as_mut_ptr().cast(), copy_out.0.len()) };
+                old.mem = copy_out.0.as_mut_ptr().cast();
             }
-        }
+            (INLINE_SLOTS, inline)
+        } else {
+            let mut size = MIN_SIZE;
+            while size < min_slots {
+                size *= 2;
+                if size > MAX_SIZE {
+                    return Err(ObjError::NoMemory(obmalloc::AllocError::NoMemory {
+                        requested: usize::MAX,
+                        reason: "dict too large",
+                    }));
+                }
+            }
+            (size, self.alloc.malloc_kind(DictTable::bytes_for(size), BlockKind::Internal)?.as_ptr())
+        };
         let usable = DictTable::capacity(size);
-        let mem = self.alloc.malloc_kind(DictTable::bytes_for(size), BlockKind::Internal)?.as_ptr();
-        // SAFETY: `mem` holds `size` index slots; all start EMPTY (0xFF bytes
-        // are -1 at every width).
-        unsafe { ptr::write_bytes(mem, 0xFF, size * index_width(size)) };
+        // SAFETY: `mem` holds the index slots of a table of `size`; all start
+        // EMPTY (0xFF bytes are -1 at every width).
+        unsafe { ptr::write_bytes(mem, 0xFF, index_bytes(size)) };
         // The casts hold: size <= MAX_SIZE = 2^31.
         let mut new = DictTable { size: size as u32, used: 0, nentries: 0, usable: usable as u32, mem };
         let old = std::mem::replace(self.table(d)?, DictTable::EMPTY);
@@ -338,8 +413,9 @@ impl Heap {
             2 => reinsert::<i16>(&old, &mut new),
             _ => reinsert::<i32>(&old, &mut new),
         }
-        if !old.mem.is_null() {
-            let _ = self.alloc.free_kind(old.mem, BlockKind::Internal);
+        let old_block = old.own_block();
+        if !old_block.is_null() {
+            let _ = self.alloc.free_kind(old_block, BlockKind::Internal);
         }
         *self.table(d)? = new;
         Ok(())
@@ -373,13 +449,16 @@ fn reinsert<I: IndexSlot>(old: &DictTable, new: &mut DictTable) {
     }
 }
 
-/// Takes the table out of a dict being freed: its block (for the caller to
-/// free after) and an iterator over its live entries' key and value (the
-/// references the caller drops). Allocates nothing.
+/// Takes the table out of a dict being freed or cleared: its block of its
+/// own (for the caller to free after; null for none or the inline table)
+/// and an iterator over its live entries' key and value (the references the
+/// caller drops). Allocates nothing. The dict is empty afterwards; the
+/// entries stay readable until the caller frees the block or the dict
+/// takes a table again.
 pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, Obj)>) {
-    // SAFETY: `d` is a dict being deallocated.
+    // SAFETY: `d` is a dict being deallocated or cleared.
     let t = std::mem::replace(unsafe { &mut body::<DictObj>(d).table }, DictTable::EMPTY);
-    let mem = t.mem;
+    let mem = t.own_block();
     let entries = t.entries();
     let live = (0..t.nentries as usize).filter_map(move |i| {
         // SAFETY: `i < nentries`; the block stays allocated until the caller

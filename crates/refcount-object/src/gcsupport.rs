@@ -165,7 +165,8 @@ impl Heap {
             }
             if type_id == type_ids::DICT {
                 // The table leaves the dict first (it is empty from here
-                // on), its references are dropped, then it is freed.
+                // on), its references are dropped, then its block of its
+                // own, if it has one, is freed.
                 let (mem, entries) = crate::dict::dict_detach_table(o);
                 for (k, v) in entries {
                     self.drop_garbage_reference(k);

@@ -12,7 +12,9 @@
 //! CPython puts its 16-byte `PyGC_Head` *before* the object; we put the
 //! links after the header, so that the object pointer is the block start
 //! for every type. A container's element array (a list's items, a dict's
-//! table, an instance's values) is a separate block of kind `Internal`.
+//! table, an instance's values) starts inside the object's block (two list
+//! items, a dict table of two entries, an instance's attribute slots) and
+//! moves to a separate block of kind `Internal` once it outgrows that room.
 //!
 //! Invariants (checked by `Heap::check_invariants`):
 //! 1. A live object has `refcnt >= 1`, or is immortal (`IMMORTAL` flag,
@@ -177,18 +179,23 @@ impl ListObj {
     }
 }
 
+/// A dict: its table's description, and room for a small table inside the
+/// dict's own block (see `crate::dict`): a dict of up to two entries is one
+/// block, as a short list and an instance are.
 #[repr(C)]
 pub(crate) struct DictObj {
     pub(crate) h: ObjHeader,
     pub(crate) gc: GcLinks,
     pub(crate) table: crate::dict::DictTable,
+    pub(crate) inline: crate::dict::InlineTable,
 }
 
-// A list and a dict each fit one 64-byte size class: the blocks of that
-// class sit on cache-line boundaries (pools are 16 KiB aligned), so the
-// collector reads a container's header, links and item/table pointer with
-// one line.
-const _: () = assert!(std::mem::size_of::<ListObj>() == 64 && std::mem::size_of::<DictObj>() <= 64);
+// A list fits one 64-byte size class: the blocks of that class sit on
+// cache-line boundaries (pools are 16 KiB aligned), so the collector reads
+// a list's header, links and first items with one line. A dict with its
+// inline table is 112 bytes: a one-entry dict reads two lines, where a dict
+// with its table in a block of its own read two lines of two blocks.
+const _: () = assert!(std::mem::size_of::<ListObj>() == 64 && std::mem::size_of::<DictObj>() == 112);
 
 /// An instance of a host type: the host's payload bytes, then (when its
 /// type already had attribute names) its attribute values inline, in a

@@ -21,7 +21,7 @@
 //! | str | 32 + len + 1 (cached hash, length, UTF-8 bytes, NUL) | ASCII: 49 + len; more for other text |
 //! | tuple | 40 + 8 n | 40 + 8 n |
 //! | list | 56 + 8 × capacity of its item array | 56 + 8 × allocated |
-//! | dict | 72 + its table block: 4 × slots + 24 × (2/3 × slots) entries; 72 while empty | 64 empty, `{'a': 1}` 184 |
+//! | dict | 112 (header, links, the table's description, an inline table of 4 index slots and 2 entries) + from the third entry a table block of its own: 1-byte index slots (2 or 4 bytes past 128 / 2^15 slots), at least 8, + 24 × (2/3 × slots) entries | 64 empty, `{'a': 1}` 184 |
 //! | instance of a host type | 48 + payload size + 8 × value slots | a plain class instance: 56 (its `__dict__` apart) |
 //! | module | 48 (its name and attribute dict are objects of their own) | 72 |
 //! | function | 64 (name and attribute dict apart) | 152 |

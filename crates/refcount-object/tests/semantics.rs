@@ -593,6 +593,61 @@ mod size {
         h.decref(o);
     }
 
+    /// The entries of dict `d`, in order, and each found by `dict_get`.
+    fn dict_entries_checked(h: &mut Heap, d: Obj) -> Vec<(Obj, Obj)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some(kv) = h.dict_next(d, &mut pos).unwrap() {
+            out.push(kv);
+        }
+        for &(k, v) in &out {
+            assert_eq!(h.dict_get(d, k).unwrap(), v, "every entry found by lookup");
+        }
+        out
+    }
+
+    #[test]
+    fn a_small_dict_keeps_its_table_inline_and_moves_it_in_and_out() {
+        let mut h = heap();
+        let base = blocks(&mut h);
+        let d = h.dict_new().unwrap();
+        let k: Vec<Obj> = (0..12).map(|i| s(&mut h, &format!("key{i}"))).collect();
+        // Two entries in, both deleted, two others in: the third insertion
+        // finds no room and compacts the inline table in place.
+        h.dict_set(d, k[0], k[0]).unwrap();
+        h.dict_set(d, k[1], k[1]).unwrap();
+        h.dict_del(d, k[0]).unwrap();
+        h.dict_del(d, k[1]).unwrap();
+        h.dict_set(d, k[2], k[3]).unwrap();
+        h.dict_set(d, k[4], k[5]).unwrap();
+        assert_eq!(h.sizeof(d).unwrap(), 112, "still inline");
+        assert_eq!(dict_entries_checked(&mut h, d), vec![(k[2], k[3]), (k[4], k[5])]);
+        assert!(h.dict_get(d, k[0]).is_err() && h.dict_get(d, k[1]).is_err());
+        // A third entry: a table of its own (8 slots, 5 entries), order kept.
+        h.dict_set(d, k[6], k[7]).unwrap();
+        assert_eq!(h.sizeof(d).unwrap(), 112 + 8 + 5 * 24);
+        assert_eq!(dict_entries_checked(&mut h, d), vec![(k[2], k[3]), (k[4], k[5]), (k[6], k[7])]);
+        // Filled up, then all but one deleted: the next insertion needs 3
+        // slots, and the table comes back inline (its block freed).
+        h.dict_set(d, k[8], k[8]).unwrap();
+        h.dict_set(d, k[9], k[9]).unwrap();
+        for key in [k[2], k[4], k[6], k[8]] {
+            h.dict_del(d, key).unwrap();
+        }
+        h.dict_set(d, k[10], k[11]).unwrap();
+        assert_eq!(h.sizeof(d).unwrap(), 112, "back inline");
+        assert_eq!(dict_entries_checked(&mut h, d), vec![(k[9], k[9]), (k[10], k[11])]);
+        // The dict holds k[9] twice (key and value), k[10] and k[11] once.
+        let held: Vec<usize> = k.iter().map(|&key| h.refcount(key) - 1).collect();
+        assert_eq!(held, [0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 1]);
+        h.decref(d);
+        for key in k {
+            assert_eq!(h.refcount(key), 1, "the dict's references dropped");
+            h.decref(key);
+        }
+        assert_baseline(&mut h, base);
+    }
+
     #[test]
     fn sizeof_each_type_is_what_it_allocates() {
         let mut h = heap();
@@ -632,19 +687,37 @@ mod size {
             let one = h.int_new(1).unwrap();
             list_of(h, &[one; 100])
         });
-        // CPython: {} 64, {'a': 1} 184. Ours: 56, then a table of 8 index
-        // slots (1 byte each, as CPython's for tables up to 128 slots) and 5
-        // entries (24 bytes each).
-        check(&mut h, "empty dict", &[56], |h| h.dict_new().unwrap());
-        check(&mut h, "dict of 1", &[56, 8 + 5 * 24], |h| {
+        // CPython: {} 64, {'a': 1} 184. Ours: 112, with room for a table of
+        // 4 index slots (1 byte each, padded to 8) and 2 entries (24 bytes
+        // each) inside the dict's block; the third entry moves the table to
+        // a block of its own of 8 index slots (1 byte each, as CPython's for
+        // tables up to 128 slots) and 5 entries.
+        check(&mut h, "empty dict", &[112], |h| h.dict_new().unwrap());
+        check(&mut h, "dict of 1", &[112], |h| {
             let d = h.dict_new().unwrap();
             let (k, v) = (s(h, "a"), h.int_new(1).unwrap());
             h.dict_set(d, k, v).unwrap();
             d
         });
+        check(&mut h, "dict of 2", &[112], |h| {
+            let d = h.dict_new().unwrap();
+            for i in 0..2 {
+                let k = h.int_new(i).unwrap();
+                h.dict_set(d, k, k).unwrap();
+            }
+            d
+        });
+        check(&mut h, "dict of 3", &[112, 8 + 5 * 24], |h| {
+            let d = h.dict_new().unwrap();
+            for i in 0..3 {
+                let k = h.int_new(i).unwrap();
+                h.dict_set(d, k, k).unwrap();
+            }
+            d
+        });
         // The 6th insertion finds no room: the table is rebuilt with at least
         // 5 * 3 slots, 16 slots and 10 entries (CPython's GROWTH_RATE).
-        check(&mut h, "dict of 6", &[56, 16 + 10 * 24], |h| {
+        check(&mut h, "dict of 6", &[112, 16 + 10 * 24], |h| {
             let d = h.dict_new().unwrap();
             for i in 0..6 {
                 let k = h.int_new(i).unwrap();
@@ -735,8 +808,8 @@ mod size {
         let m = h.module_new(b"mymodule").unwrap();
         h.setattr(m, b"data", d).unwrap();
         // The module, its name, its attribute dict with one entry, the key
-        // "data", then d's world.
-        let expect = 48 + (32 + 8 + 1) + (56 + 8 + 5 * 24) + (32 + 4 + 1) + h.deep_sizeof(d).unwrap();
+        // "data" (its table inline), then d's world.
+        let expect = 48 + (32 + 8 + 1) + 112 + (32 + 4 + 1) + h.deep_sizeof(d).unwrap();
         assert_eq!(h.deep_sizeof(m).unwrap(), expect);
 
         h.list_pop(l, 3).map(|o| h.decref(o)).unwrap();

@@ -31,7 +31,7 @@
 
 use std::time::{Duration, Instant};
 
-use refcount_object::{from_gc_links, gc_unlink, GcLinks, GcList, Heap, HostHooks, Obj, ScanState};
+use refcount_object::{from_gc_links, gc_unlink, prefetch_past, GcLinks, GcList, Heap, HostHooks, Obj, ScanState};
 
 /// CPython's `DEBUG_*` flags.
 pub mod debug {
@@ -546,6 +546,7 @@ fn move_unreachable(heap: &Heap, young: &GcList, unreachable: &GcList, tr: &mut 
         let mut at = (*prev).next;
         while at != head {
             let o = from_gc_links(at);
+            prefetch_past(at);
             let reachable = matches!(heap.scan_state(o), ScanState::Pending(refs) if refs > 0);
             if reachable {
                 tr.traverse(heap, o, &mut |child| match heap.scan_state(child) {

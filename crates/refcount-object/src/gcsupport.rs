@@ -193,6 +193,7 @@ impl Heap {
             let mut at = (*head).next;
             while at != head {
                 let o = crate::object::from_gc_links(at);
+                crate::heap::prefetch_past(at);
                 at = (*at).next;
                 let h = header(o);
                 debug_assert_eq!(h.refcnt, 0, "garbage referenced from outside the garbage");

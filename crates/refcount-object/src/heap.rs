@@ -194,9 +194,29 @@ impl Iterator for GcListIter<'_> {
         // list is borrowed, so it is not relinked while we walk it.
         unsafe {
             let o = from_gc_links(self.at);
+            prefetch_past(self.at);
             self.at = (*self.at).next;
             Some(o)
         }
+    }
+}
+
+/// How far past an object a walk of a generation list prefetches, in bytes.
+pub const WALK_PREFETCH_BYTES: usize = 4096;
+
+/// Prefetches the memory `WALK_PREFETCH_BYTES` past `links`: a generation
+/// list mostly follows allocation order, so its members sit one after
+/// another in their pools, and a walk that follows the links one miss at a
+/// time (the hardware prefetcher stops at each 4 KiB page) streams instead.
+/// A prefetch never faults, whatever the address.
+#[inline(always)]
+pub fn prefetch_past(links: *const GcLinks) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing the program sees and
+    // cannot fault.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((links as *const i8).wrapping_add(WALK_PREFETCH_BYTES));
     }
 }
 

@@ -4,7 +4,7 @@
 //! reported and dropped by the host's own `traverse`/`clear` callbacks,
 //! which the facade calls; an instance's attribute values are built-in.
 
-use crate::heap::{GcList, Heap};
+use crate::heap::{GcList, Heap, PREFETCH_AHEAD};
 use crate::object::{
     body, flags, gc_links, header, type_ids, FunctionObj, GcLinks, InstanceObj, ListObj, ModuleObj, Obj, TupleObj,
 };
@@ -34,7 +34,20 @@ impl Heap {
                 // visits touch the children's marks and links, never the
                 // items.
                 let items = unsafe { crate::list::list_items_of(o) };
-                items.iter().for_each(|&c| visit(c));
+                if items.len() <= PREFETCH_AHEAD {
+                    items.iter().for_each(|&c| visit(c));
+                } else {
+                    // A long list's items are visited in order and lie where
+                    // they were allocated, not in order: the header of the
+                    // item `PREFETCH_AHEAD` on is fetched while this one is
+                    // visited (as a long list's deallocation does).
+                    for (i, &c) in items.iter().enumerate() {
+                        if let Some(ahead) = items.get(i + PREFETCH_AHEAD) {
+                            crate::heap::prefetch_object(*ahead);
+                        }
+                        visit(c);
+                    }
+                }
             }
             type_ids::DICT => {
                 let both = |k, v| {

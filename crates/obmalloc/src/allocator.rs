@@ -161,9 +161,13 @@ pub struct Allocator {
     /// none); forgotten whenever an arena is unmapped.
     near_pool_number: usize,
     near_pool: *mut PoolMeta,
-    /// Bases of arenas retired by `unmap_arena` whose pages are not yet
-    /// unmapped (see `unmap_pending`); empty between public calls.
-    pending_unmaps: Vec<usize>,
+    /// Mappings of arenas retired by `unmap_arena` (the arena's pages and
+    /// its metadata's), as (start, length), not yet unmapped (see
+    /// `unmap_pending`); empty between public calls unless unmaps are held.
+    pending_unmaps: Vec<(usize, usize)>,
+    /// Depth of `hold_unmaps`: while above zero, `unmap_pending` keeps the
+    /// retired mappings for `release_held_unmaps` to unmap together.
+    unmaps_held: u32,
     pub(crate) counters: Counters,
 }
 
@@ -213,6 +217,7 @@ impl Allocator {
             near_pool_number: usize::MAX,
             near_pool: ptr::null_mut(),
             pending_unmaps: Vec::new(),
+            unmaps_held: 0,
             counters: Counters::default(),
         }
     }
@@ -1434,12 +1439,12 @@ impl Allocator {
         let (base, index, resident_empty) = unsafe { ((*arena).base, (*arena).index, (*arena).resident_empty) };
         self.map.remove(base);
         (self.near_pool_number, self.near_pool) = (usize::MAX, ptr::null_mut());
-        // The pages go at the caller's `unmap_pending`, with the other
-        // arenas it unmaps: neighbours in one call.
-        self.pending_unmaps.push(base);
-        // SAFETY: after this nothing refers to `arena` (map entry removed
-        // above, arenas slot below).
-        unsafe { ArenaMeta::unmap(arena) };
+        // The pages and the metadata's mapping go at the caller's
+        // `unmap_pending`, with the other arenas it unmaps: neighbours in one
+        // call. After this nothing refers to `arena` (map entry removed above,
+        // arenas slot below).
+        self.pending_unmaps.push((base, self.arena_size));
+        self.pending_unmaps.push((arena as usize, crate::arena::meta_mapping_len()));
         let last = self.arenas.pop().expect("arena list is not empty");
         if last != arena {
             self.arenas[index] = last;
@@ -1453,29 +1458,55 @@ impl Allocator {
     }
 
     /// Gives the pages of the arenas `unmap_arena` retired back to the OS,
-    /// neighbours in one `munmap`: the two arenas of a huge-page chunk then
-    /// go as one 2 MiB page, where unmapping them one at a time makes the
-    /// kernel split it into 512 small pages first (the seed's reset at 10^7:
-    /// huge-page splits fell from 0.5 % to 0.1 % of its samples).
+    /// with their metadata's, neighbours in one `munmap`: the two arenas of a
+    /// huge-page chunk then go as one 2 MiB page, where unmapping them one at
+    /// a time makes the kernel split it into 512 small pages first (the
+    /// seed's reset at 10^7: huge-page splits fell from 0.5 % to 0.1 % of its
+    /// samples), and the metadata mappings, which the kernel merged into one
+    /// area as they were mapped side by side, go without splitting it
+    /// piecemeal. Nothing happens while unmaps are held (`hold_unmaps`).
     fn unmap_pending(&mut self) {
-        if self.pending_unmaps.is_empty() {
+        if self.pending_unmaps.is_empty() || self.unmaps_held > 0 {
             return;
         }
-        let mut bases = std::mem::take(&mut self.pending_unmaps);
-        bases.sort_unstable();
+        let mut ranges = std::mem::take(&mut self.pending_unmaps);
+        ranges.sort_unstable();
         let mut i = 0;
-        while i < bases.len() {
-            let start = bases[i];
-            let mut end = start + self.arena_size;
+        while i < ranges.len() {
+            let (start, mut end) = (ranges[i].0, ranges[i].0 + ranges[i].1);
             i += 1;
-            while i < bases.len() && bases[i] == end {
-                end += self.arena_size;
+            while i < ranges.len() && ranges[i].0 == end {
+                end += ranges[i].1;
                 i += 1;
             }
             os::unmap(start, end - start);
         }
-        bases.clear();
-        self.pending_unmaps = bases;
+        ranges.clear();
+        self.pending_unmaps = ranges;
+    }
+
+    /// Holds the unmapping of the arenas retired from now until the matching
+    /// [`Allocator::release_held_unmaps`] (calls nest): a caller about to
+    /// free a great many blocks (a long list's items, a collection's
+    /// garbage, a namespace reset) lets the arenas it empties go in a few
+    /// large `munmap`s at its end instead of one or two at a time, each of
+    /// which may split a huge page the next one would have taken whole.
+    /// The memory stays mapped (and counted nowhere: the arenas are already
+    /// retired) only until then.
+    #[inline]
+    pub fn hold_unmaps(&mut self) {
+        self.unmaps_held += 1;
+    }
+
+    /// Ends a [`Allocator::hold_unmaps`]; the outermost one unmaps what was
+    /// retired meanwhile.
+    #[inline]
+    pub fn release_held_unmaps(&mut self) {
+        debug_assert!(self.unmaps_held > 0, "release_held_unmaps without hold_unmaps");
+        self.unmaps_held = self.unmaps_held.saturating_sub(1);
+        if self.unmaps_held == 0 && !self.pending_unmaps.is_empty() {
+            self.unmap_pending();
+        }
     }
 
     // ------------------------------------------------------------------
@@ -1587,7 +1618,11 @@ impl Allocator {
     /// Asserts every invariant of pools, arenas, lists and the arena map
     /// (see the module docs of `pool` and `arena`). For tests.
     pub fn check_invariants(&self) {
-        assert!(self.pending_unmaps.is_empty(), "retired arenas left mapped: {:?}", self.pending_unmaps);
+        assert!(
+            self.pending_unmaps.is_empty() || self.unmaps_held > 0,
+            "retired arenas left mapped: {:?}",
+            self.pending_unmaps
+        );
         let mut wholly_free = 0;
         let mut resident_empty_total = 0;
         let mut pools_taken = 0;
@@ -1747,6 +1782,7 @@ fn mapping_len(n: usize) -> Result<usize, AllocError> {
 
 impl Drop for Allocator {
     fn drop(&mut self) {
+        self.unmaps_held = 0; // a hold cut short (a panic) still unmaps
         self.unmap_pending();
         if self.chunk_next != self.chunk_end {
             os::unmap(self.chunk_next, self.chunk_end - self.chunk_next);

@@ -131,7 +131,8 @@ impl ArenaMeta {
         Some(raw)
     }
 
-    /// Gives the mapping of [`ArenaMeta::new_mapped`] back.
+    /// Gives the mapping of [`ArenaMeta::new_mapped`] back (the allocator's
+    /// `unmap_arena` defers it instead, with the arena's pages).
     ///
     /// # Safety
     /// `meta` came from `new_mapped`, is unmapped once, and nothing refers

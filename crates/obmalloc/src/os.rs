@@ -9,7 +9,11 @@ use std::ptr;
 /// refuses.
 pub(crate) fn map_aligned(size: usize, align: usize) -> Option<usize> {
     debug_assert!(align.is_power_of_two() && size.is_multiple_of(page_size()));
-    let span = size.checked_add(align)?;
+    // The kernel's mappings are page aligned already: no slack to trim then
+    // (trimming a page off each one left a hole between neighbours, so
+    // that mappings made one after another, such as arena metadata, could
+    // never be unmapped together).
+    let span = if align <= page_size() { size } else { size.checked_add(align)? };
     // SAFETY: an anonymous private mapping at an address of the kernel's
     // choosing touches no existing memory.
     let raw = unsafe {

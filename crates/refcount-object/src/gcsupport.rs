@@ -145,6 +145,8 @@ impl Heap {
     /// The garbage is told by its scan mark (`UNREACHABLE`), which the
     /// collector leaves on it until it leaves the list.
     pub fn free_garbage(&mut self, garbage: &GcList) {
+        // The arenas the garbage empties go together at the end.
+        self.alloc.hold_unmaps();
         let mut dropped = std::mem::take(&mut self.clear_buffer);
         for o in garbage.iter() {
             let type_id = self.type_id(o);
@@ -226,6 +228,7 @@ impl Heap {
         }
         garbage.init();
         self.gc.count0 = (self.gc.count0 - freed).max(0);
+        self.alloc.release_held_unmaps();
     }
 
     /// Drops a reference a garbage object held (see `free_garbage`).

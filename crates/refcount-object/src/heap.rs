@@ -1165,11 +1165,15 @@ impl Heap {
 
     #[inline(never)]
     fn dealloc_slow(&mut self, o: Obj) {
+        // The arenas a cascade empties are unmapped together at its end (a
+        // long list's death empties hundreds: see `Allocator::hold_unmaps`).
+        self.alloc.hold_unmaps();
         // Children reaching zero go on the work stack (never recursion).
         self.dealloc_one(o);
         while let Some(o) = self.trash.pop() {
             self.dealloc_one(o);
         }
+        self.alloc.release_held_unmaps();
     }
 
     /// Drops a reference held by an object being freed: a child reaching zero

@@ -1289,12 +1289,15 @@ impl Heap {
                     let l = body::<ListObj>(o);
                     let len = std::mem::replace(&mut l.len, 0) as usize;
                     if len > VALID_CACHE_SLOTS {
-                        for i in 0..len {
-                            #[cfg(target_arch = "x86_64")]
-                            if i + PREFETCH_AHEAD < len {
-                                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                                _mm_prefetch::<_MM_HINT_T0>((*l.items.add(i + PREFETCH_AHEAD)).as_ptr() as *const i8);
-                            }
+                        // The header of the item `PREFETCH_AHEAD` on is
+                        // fetched while this one is released; the last ones
+                        // have nothing ahead (two loops: no test per item).
+                        let ahead = len.saturating_sub(PREFETCH_AHEAD);
+                        for i in 0..ahead {
+                            prefetch_object(*l.items.add(i + PREFETCH_AHEAD));
+                            self.release_child_then::<false>(*l.items.add(i));
+                        }
+                        for i in ahead..len {
                             self.release_child_then::<false>(*l.items.add(i));
                         }
                         self.forget_all_valid();

@@ -238,7 +238,7 @@ fn time_all(root: &Path, allocators: &[Allocator], opts: &Options) -> Result<Res
     for run in 1..=opts.runs {
         eprint!("{}{run}/{}", if run == 1 { "timing runs: " } else { " " }, opts.runs);
         for workload in WORKLOADS {
-            for a in allocators {
+            for a in in_run_order(allocators, run) {
                 let s = run_once(root, a, workload, opts.n.unwrap_or(ALLOC_N))?;
                 if a.name != "null" {
                     let by_sum = checksums.entry(workload).or_default();
@@ -260,6 +260,19 @@ fn time_all(root: &Path, allocators: &[Allocator], opts: &Options) -> Result<Res
         println!("checksum {workload}: {sum} (identical for {})", names.join(", "));
     }
     Ok(results)
+}
+
+/// The sides of a comparison in the order run `run` (from 1) times them:
+/// as given on odd runs, reversed on even ones. A process started right
+/// after another that used and freed a lot of memory runs measurably
+/// slower on this machine (10-20 % in A/B runs of one binary), so a fixed
+/// order would favour whichever side always goes first.
+pub(crate) fn in_run_order<T>(sides: &[T], run: usize) -> Vec<&T> {
+    let mut order: Vec<&T> = sides.iter().collect();
+    if run.is_multiple_of(2) {
+        order.reverse();
+    }
+    order
 }
 
 pub(crate) fn median(v: impl Iterator<Item = f64>) -> f64 {
@@ -554,7 +567,7 @@ mod objects {
         for run in 1..=runs {
             eprint!("{}{run}/{runs}", if run == 1 { "timing runs: " } else { " " });
             for case in CASES {
-                for side in sides {
+                for side in super::in_run_order(sides, run) {
                     run_once(root, side, case, n, &mut results)?;
                 }
             }
@@ -1005,11 +1018,15 @@ main()
             for &n in ns {
                 for mode in MODES {
                     for shape in SHAPES {
-                        let s = run_pymem(root, &sides.pymem, n, mode, shape)?;
-                        results.entry(("pymem", n, mode, shape)).or_default().push(s);
-                        if let Some(script) = &sides.python {
-                            let s = run_cpython(root, script, n, mode, shape)?;
-                            results.entry(("cpython", n, mode, shape)).or_default().push(s);
+                        // Both sides, in the order of this run (see `in_run_order`).
+                        for pymem_side in super::in_run_order(&[true, false], run) {
+                            if *pymem_side {
+                                let s = run_pymem(root, &sides.pymem, n, mode, shape)?;
+                                results.entry(("pymem", n, mode, shape)).or_default().push(s);
+                            } else if let Some(script) = &sides.python {
+                                let s = run_cpython(root, script, n, mode, shape)?;
+                                results.entry(("cpython", n, mode, shape)).or_default().push(s);
+                            }
                         }
                     }
                 }

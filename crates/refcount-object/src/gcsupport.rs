@@ -30,22 +30,30 @@ impl Heap {
         match self.type_id(o) {
             type_ids::TUPLE => self.tuple_items(o).iter().for_each(|&c| visit(c)),
             type_ids::LIST => {
-                // SAFETY: `o` is a list, per its type id; the collector's
-                // visits touch the children's marks and links, never the
-                // items.
-                let items = unsafe { crate::list::list_items_of(o) };
-                if items.len() <= PREFETCH_AHEAD {
-                    items.iter().for_each(|&c| visit(c));
-                } else {
-                    // A long list's items are visited in order and lie where
-                    // they were allocated, not in order: the header of the
-                    // item `PREFETCH_AHEAD` on is fetched while this one is
-                    // visited (as a long list's deallocation does).
-                    for (i, &c) in items.iter().enumerate() {
-                        if let Some(ahead) = items.get(i + PREFETCH_AHEAD) {
-                            crate::heap::prefetch_object(*ahead);
+                // SAFETY: `o` is a list, per its type id: `items` holds `len`
+                // references (never null: inline slots or a block); the
+                // collector's visits touch the children's marks and links,
+                // never the items.
+                unsafe {
+                    let l = body::<ListObj>(o);
+                    let (items, len) = (l.items, l.len());
+                    if len <= PREFETCH_AHEAD {
+                        for i in 0..len {
+                            visit(*items.add(i));
                         }
-                        visit(c);
+                    } else {
+                        // A long list's items are visited in order and lie
+                        // where they were allocated, not in order: the
+                        // header of the item `PREFETCH_AHEAD` on is fetched
+                        // while this one is visited (as a long list's
+                        // deallocation does).
+                        for i in 0..len - PREFETCH_AHEAD {
+                            crate::heap::prefetch_object(*items.add(i + PREFETCH_AHEAD));
+                            visit(*items.add(i));
+                        }
+                        for i in len - PREFETCH_AHEAD..len {
+                            visit(*items.add(i));
+                        }
                     }
                 }
             }

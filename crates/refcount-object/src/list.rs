@@ -150,22 +150,6 @@ impl Heap {
     }
 }
 
-/// The items of a list whose type is already known (the collector's
-/// traversal: no type check, no `Result` on the hot path).
-///
-/// # Safety
-/// `o` is a live list; the slice is used before the list changes.
-#[inline(always)]
-pub(crate) unsafe fn list_items_of<'a>(o: Obj) -> &'a [Obj] {
-    // SAFETY: contract: `o` has a list's layout.
-    let l = unsafe { body::<ListObj>(o) };
-    if l.len == 0 {
-        return &[];
-    }
-    // SAFETY: `items` holds `len` initialised references.
-    unsafe { std::slice::from_raw_parts(l.items, l.len()) }
-}
-
 /// The capacity a list grows to for `needed` items: CPython's
 /// `list_resize` over-allocation, `n + n/8 + 6` rounded down to a multiple
 /// of 4.

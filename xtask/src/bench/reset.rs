@@ -68,8 +68,14 @@ pub fn run(root: &Path, opts: &Options) -> Result<(), String> {
     );
     for run in 0..opts.runs {
         for &(n, m) in &SCALES {
-            pymem.entry(n).or_default().push(run_pymem(root, &exe, n, m)?);
-            cpython.entry(n).or_default().push(run_cpython(&peer, n, m)?);
+            // Both sides, in the order of this run (see `in_run_order`).
+            for pymem_side in super::in_run_order(&[true, false], run + 1) {
+                if *pymem_side {
+                    pymem.entry(n).or_default().push(run_pymem(root, &exe, n, m)?);
+                } else {
+                    cpython.entry(n).or_default().push(run_cpython(&peer, n, m)?);
+                }
+            }
         }
         println!("  run {}/{} done", run + 1, opts.runs);
     }

@@ -409,7 +409,7 @@ static void test_stats_and_report(pymem_runtime *rt) {
     char *report = NULL;
     CHECK_OK(rt, pymem_debug_malloc_stats(rt, &report));
     CHECK(report != NULL);
-    CHECK_CONTAINS(report, "Small block threshold = 512, in 32 size classes.");
+    CHECK_CONTAINS(report, "Small block threshold = 512, in 33 size classes.");
     CHECK_CONTAINS(report, "class   size   num pools   blocks in use  avail blocks");
     CHECK_CONTAINS(report, "# arenas allocated total");
     CHECK_CONTAINS(report, "# arenas allocated current");

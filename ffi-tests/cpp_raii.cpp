@@ -86,7 +86,7 @@ static void test_runtime_and_blocks() {
     CHECK_EQ_U64(rt.stats().blocks_in_use, start);
 
     std::string report = rt.debug_malloc_stats();
-    CHECK_CONTAINS(report.c_str(), "Small block threshold = 512, in 32 size classes.");
+    CHECK_CONTAINS(report.c_str(), "Small block threshold = 512, in 33 size classes.");
     CHECK_CONTAINS(report.c_str(), "# arenas allocated total");
     (void)rt.release_free_arenas();
     CHECK_EQ_U64(rt.release_free_arenas(), 0);

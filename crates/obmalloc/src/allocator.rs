@@ -18,7 +18,7 @@ use crate::arena_map::ArenaMap;
 use crate::debug_hooks;
 use crate::os;
 use crate::pool::{PoolMeta, PoolState, MAX_POOL_SIZE};
-use crate::size_class::{block_size, class_of, NUM_CLASSES, SMALL_REQUEST_THRESHOLD};
+use crate::size_class::{block_size, class_of, class_of_kind, NUM_CLASSES, SMALL_REQUEST_THRESHOLD};
 use crate::{AllocError, BlockKind, Config, InvalidReason, RETAIN_CACHE_DIVISOR, RETAIN_CACHE_FLOOR};
 
 /// Large blocks at least this big get their own mapping (returned to the OS
@@ -68,9 +68,9 @@ impl Located {
     }
 }
 
-/// The number of rings in `usedpools`: one per class and kind (a power of
-/// two, so a mask keeps a ring index in bounds; one kind slot is spare).
-const RINGS: usize = NUM_CLASSES * 4;
+/// The number of rings in `usedpools`: one per class and kind, rounded up
+/// to a power of two, so a mask keeps a ring index in bounds.
+const RINGS: usize = (NUM_CLASSES * 4).next_power_of_two();
 
 /// The `usedpools` ring of a class and kind: raw rings first, then objects.
 #[inline(always)]
@@ -297,7 +297,7 @@ impl Allocator {
     #[inline(always)]
     pub fn malloc_kind(&mut self, n: usize, kind: BlockKind) -> Result<NonNull<u8>, AllocError> {
         if n.wrapping_sub(1) < self.kind_fast_path_limit() {
-            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of(n))) {
+            if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class_of_kind(n, kind))) {
                 return Ok(block);
             }
         }
@@ -319,7 +319,7 @@ impl Allocator {
         if n.wrapping_sub(1) >= self.kind_fast_path_limit() {
             return None;
         }
-        let pool = self.usedpools[ring_of(kind, class_of(n)) & (RINGS - 1)];
+        let pool = self.usedpools[ring_of(kind, class_of_kind(n, kind)) & (RINGS - 1)];
         if pool.is_null() {
             return None;
         }
@@ -432,7 +432,7 @@ impl Allocator {
         self.injected_failure(n)?;
         let n = n.max(1);
         if n <= SMALL_REQUEST_THRESHOLD {
-            let class = class_of(n);
+            let class = class_of_kind(n, kind);
             if let Some(block) = self.alloc_from_used_pool(ring_of(kind, class)) {
                 return Ok(block);
             }

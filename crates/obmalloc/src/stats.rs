@@ -99,6 +99,7 @@ impl Allocator {
             }
         });
         rows.retain(|r| r.pools > 0);
+        rows.sort_by_key(|r| r.size); // the 24-byte class between 16 and 32
         rows
     }
 

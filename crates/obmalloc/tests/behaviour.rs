@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 
 use obmalloc::debug_hooks::{CLEAN_BYTE, FORBIDDEN_BYTE};
 use obmalloc::size_class::{block_size, class_of};
-use obmalloc::{AllocError, Allocator, Config, Geometry, InvalidReason, Stats, RELEASE_THRESHOLD};
+use obmalloc::{AllocError, Allocator, BlockKind, Config, Geometry, InvalidReason, Stats, RELEASE_THRESHOLD};
 
 const POOL: usize = Geometry::Cpython310.pool_size();
 const ARENA: usize = Geometry::Cpython310.arena_size();
@@ -831,4 +831,44 @@ fn frees_near_a_hint_are_validated_and_survive_arenas_coming_and_going() {
         a.release_free_arenas();
         assert_eq!(a.stats().arenas_current, 0, "round {round}");
     }
+}
+
+#[test]
+fn object_and_internal_blocks_of_17_to_24_bytes_are_24_bytes_and_validated() {
+    let mut alloc = allocator();
+    for kind in [BlockKind::Object, BlockKind::Internal] {
+        let blocks: Vec<NonNull<u8>> = (0..100).map(|_| alloc.malloc_kind(24, kind).unwrap()).collect();
+        for pair in blocks.windows(2) {
+            assert_eq!(addr(pair[1]) - addr(pair[0]), 24, "{kind:?}: one 24-byte block after another");
+        }
+        assert!(blocks.iter().all(|&p| addr(p).is_multiple_of(8)), "8-byte aligned");
+        let before = alloc.stats().bytes_in_use;
+        let one = alloc.malloc_kind(17, kind).unwrap();
+        assert_eq!(alloc.stats().bytes_in_use - before, 24, "17 bytes take a 24-byte block");
+        // Every free is validated on 24-byte boundaries: an interior pointer
+        // (8 and 16 bytes in, where 16-byte classes have block starts), a
+        // double free, a free of the wrong kind.
+        for offset in [8, 16] {
+            let inner = blocks[1].as_ptr().wrapping_add(offset);
+            assert!(
+                matches!(alloc.free_kind(inner, kind), Err(AllocError::InvalidPointer { .. })),
+                "{kind:?} + {offset}"
+            );
+        }
+        let other = if kind == BlockKind::Object { BlockKind::Internal } else { BlockKind::Object };
+        assert!(alloc.free_kind(blocks[2].as_ptr(), other).is_err(), "wrong kind refused");
+        alloc.free_kind(one.as_ptr(), kind).unwrap();
+        assert_eq!(alloc.free_kind(one.as_ptr(), kind), Err(AllocError::DoubleFree { addr: addr(one) }));
+        for p in blocks {
+            alloc.free_kind(p.as_ptr(), kind).unwrap();
+        }
+        alloc.check_invariants();
+    }
+    // Raw memory keeps C's 16-byte alignment: 24 bytes take a 32-byte block.
+    let a = alloc.malloc(24).unwrap();
+    let b = alloc.malloc(24).unwrap();
+    assert_eq!(addr(b) - addr(a), 32);
+    assert_eq!(alloc.usable_size(a.as_ptr()), Ok(32));
+    free_all(&mut alloc, [a, b]);
+    alloc.check_invariants();
 }

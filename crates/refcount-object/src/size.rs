@@ -7,10 +7,10 @@
 //! and counts it too), plus the element array a container owns (a list's
 //! items, a dict's table, an instance's values). Sizes are the **byte
 //! counts requested from the allocator**, exactly as the code allocates
-//! them, not rounded up to the allocator's 16-byte size classes: the
-//! allocator's `bytes_in_use` grows by each request rounded up to a
-//! multiple of 16 (blocks of up to 512 bytes) or by the request itself
-//! (larger blocks). Like CPython's, the figure excludes the objects it
+//! them, not rounded up to the allocator's size classes: the allocator's
+//! `bytes_in_use` grows by each request rounded up to its block (a multiple
+//! of 16 up to 512 bytes, and 24 for requests of 17 to 24 bytes: an int, a
+//! float) or by the request itself (larger blocks). Like CPython's, the figure excludes the objects it
 //! refers to: a list's items are counted by their own `sizeof`.
 //!
 //! | type | bytes | CPython 3.11 (64-bit), for the record |

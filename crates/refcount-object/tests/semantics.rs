@@ -572,9 +572,12 @@ mod size {
     use super::*;
 
     /// What the allocator books for a request (its `bytes_in_use`): a small
-    /// block's 16-byte size class, a large block's request.
+    /// block's size class (16 bytes apart, and 24 bytes for object and
+    /// internal blocks of 17 to 24 bytes), a large block's request.
     fn booked(request: usize) -> u64 {
-        if request <= 512 {
+        if (17..=24).contains(&request) {
+            24
+        } else if request <= 512 {
             request.div_ceil(16) as u64 * 16
         } else {
             request as u64

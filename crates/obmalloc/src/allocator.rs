@@ -1445,6 +1445,14 @@ impl Allocator {
         // arenas slot below).
         self.pending_unmaps.push((base, self.arena_size));
         self.pending_unmaps.push((arena as usize, crate::arena::meta_mapping_len()));
+        if base + self.arena_size == self.chunk_next && self.chunk_next != self.chunk_end {
+            // The rest of the current chunk was never handed out, but a huge
+            // page backs the whole chunk once any of it is touched: it goes
+            // with this arena (one munmap of the chunk, not a resident half
+            // left behind), and the next arena takes a new chunk.
+            self.pending_unmaps.push((self.chunk_next, self.chunk_end - self.chunk_next));
+            self.chunk_next = self.chunk_end;
+        }
         let last = self.arenas.pop().expect("arena list is not empty");
         if last != arena {
             self.arenas[index] = last;

@@ -97,6 +97,10 @@ pub(crate) struct ArenaMeta {
     /// and this arena has not yet marked it `MADV_NOHUGEPAGE`, which it does
     /// before its first pool release.
     pub(crate) huge_pages: bool,
+    /// Its chunk was marked `MADV_HUGEPAGE` when mapped (never cleared):
+    /// its never-touched pools may still be resident, as parts of a huge
+    /// page that a neighbour touched (see `Allocator::unmap_arena`).
+    pub(crate) in_huge_chunk: bool,
     pub(crate) pools: [PoolMeta; POOLS_PER_ARENA],
 }
 
@@ -125,6 +129,7 @@ impl ArenaMeta {
                 index,
                 wholly_free_since: 0,
                 huge_pages: false,
+                in_huge_chunk: false,
                 pools: std::array::from_fn(|i| PoolMeta::untouched(base + i * pool_size, raw)),
             });
         }

@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 use obmalloc::{Allocator, Config, Geometry, PoolFill};
 
 const ARENA: usize = Geometry::Cpython310.arena_size();
+const POOL: usize = Geometry::Cpython310.pool_size();
 
 /// The VmFlags of the mapping holding `addr`, from /proc/self/smaps.
 fn vm_flags(addr: usize) -> Vec<String> {
@@ -143,4 +144,52 @@ fn an_arena_is_unmarked_before_its_empty_pools_are_given_back() {
     for base in keep {
         alloc.free(base as *mut u8).unwrap();
     }
+}
+
+/// How many of the pages of `[addr, addr + len)` are resident.
+fn resident_pages(addr: usize, len: usize) -> usize {
+    let mut residency = vec![0u8; len / 4096];
+    // SAFETY: `residency` has one byte per page of the range; mincore only
+    // writes there.
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, residency.as_mut_ptr()) };
+    assert_eq!(rc, 0, "the range is mapped");
+    residency.iter().filter(|&&r| r & 1 != 0).count()
+}
+
+#[test]
+fn the_untouched_pools_of_a_huge_page_chunk_go_back_with_its_first_released_pool() {
+    if !kernel_has_thp() {
+        return;
+    }
+    let mut alloc = Allocator::new(Config { huge_page_threshold: 1, pool_release_delay: 0, ..Config::default() });
+    // The first chunk is below the threshold; the second is marked for huge
+    // pages. Fill the first chunk's two arenas, then 8 pools of the third.
+    let per_pool = POOL / 32;
+    let mut blocks = malloc_n(&mut alloc, 2 * ARENA / 32 + 8 * per_pool, 32);
+    let third = blocks.last().map(|p| p.as_ptr() as usize & !(ARENA - 1)).unwrap();
+    assert!(has_flag(third, "hg"), "{:?}", vm_flags(third));
+    let untouched = (third + 8 * POOL, ARENA - 8 * POOL);
+    if resident_pages(untouched.0, untouched.1) == 0 {
+        eprintln!("skipped: the kernel gave this chunk small pages (no huge page free now)");
+        for p in &blocks {
+            alloc.free(p.as_ptr()).unwrap();
+        }
+        return;
+    }
+    // Empty the third arena's first pool but keep a block in the others;
+    // the empty pool is given back, and with it the untouched rest.
+    let in_third: Vec<NonNull<u8>> =
+        blocks.iter().copied().filter(|p| p.as_ptr() as usize & !(ARENA - 1) == third).collect();
+    for p in &in_third[..per_pool] {
+        alloc.free(p.as_ptr()).unwrap();
+    }
+    alloc.release_free_arenas();
+    alloc.check_invariants();
+    assert!(has_flag(third, "nh"), "{:?}", vm_flags(third));
+    assert_eq!(resident_pages(untouched.0, untouched.1), 0, "the untouched pools are not resident");
+    blocks.retain(|p| !in_third[..per_pool].contains(p));
+    for p in &blocks {
+        alloc.free(p.as_ptr()).unwrap();
+    }
+    alloc.check_invariants();
 }

@@ -201,15 +201,25 @@ impl Iterator for GcListIter<'_> {
     }
 }
 
-/// Prefetches the header of object `o` (a hint: no fault, whatever it is).
+/// Asks the CPU to fetch the cache line of `addr` into its caches: a hint,
+/// which reads nothing the program sees and never faults, whatever the
+/// address (so no pointer needs to be valid here).
+#[inline(always)]
+fn prefetch(addr: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing the program sees and
+    // cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+/// Prefetches the header of object `o`.
 #[inline(always)]
 pub(crate) fn prefetch_object(o: Obj) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and cannot fault.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(o.as_ptr() as *const i8);
-    }
+    prefetch(o.as_ptr() as *const i8);
 }
 
 /// How far past an object a walk of a generation list prefetches, in bytes.
@@ -219,16 +229,9 @@ pub const WALK_PREFETCH_BYTES: usize = 4096;
 /// list mostly follows allocation order, so its members sit one after
 /// another in their pools, and a walk that follows the links one miss at a
 /// time (the hardware prefetcher stops at each 4 KiB page) streams instead.
-/// A prefetch never faults, whatever the address.
 #[inline(always)]
 pub fn prefetch_past(links: *const GcLinks) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing the program sees and
-    // cannot fault.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((links as *const i8).wrapping_add(WALK_PREFETCH_BYTES));
-    }
+    prefetch((links as *const i8).wrapping_add(WALK_PREFETCH_BYTES));
 }
 
 /// Unlinks `links` from whatever list holds them.

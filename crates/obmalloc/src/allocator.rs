@@ -1418,7 +1418,7 @@ impl Allocator {
             a.huge_pages = false;
             // The chunk's never-carved pools are resident too if a huge page
             // backed it: they go now, with the released ones.
-            self.decommit_untouched_in_chunk(a.base, None);
+            self.decommit_untouched_in_chunk(a.base);
         }
         // Coalesce runs of set bits.
         while mask != 0 {
@@ -1443,7 +1443,7 @@ impl Allocator {
             unsafe { ((*arena).base, (*arena).index, (*arena).resident_empty, (*arena).in_huge_chunk) };
         self.map.remove(base);
         if in_huge_chunk {
-            self.decommit_untouched_in_chunk(base, Some(base));
+            self.decommit_untouched_in_chunk(base);
         }
         (self.near_pool_number, self.near_pool) = (usize::MAX, ptr::null_mut());
         // The pages and the metadata's mapping go at the caller's
@@ -1452,7 +1452,7 @@ impl Allocator {
         // arenas slot below).
         self.pending_unmaps.push((base, self.arena_size));
         self.pending_unmaps.push((arena as usize, crate::arena::meta_mapping_len()));
-        if base + self.arena_size == self.chunk_next && self.chunk_next != self.chunk_end {
+        if in_huge_chunk && base + self.arena_size == self.chunk_next && self.chunk_next != self.chunk_end {
             // The rest of the current chunk was never handed out, but a huge
             // page backs the whole chunk once any of it is touched: it goes
             // with this arena (one munmap of the chunk, not a resident half
@@ -1473,21 +1473,18 @@ impl Allocator {
     }
 
     /// Gives back the pages of the never-carved pools (from `nextpool` on)
-    /// of the live arenas in the chunk holding `addr` (but `skip`, an arena
-    /// being unmapped). Untouched as they are, they are resident all the
+    /// of the live arenas (those in the arena map) in the chunk holding
+    /// `addr`. Untouched as they are, they are resident all the
     /// same when a huge page backed the chunk (the kernel fills a whole
     /// 2 MiB page on the first touch), and once the chunk is split — a pool
     /// released, a neighbour unmapped — they stay as small pages nobody uses
     /// until those pools are carved (2,000,000 x 32 B freed: 1 MiB of them
     /// stayed resident beside the spare arena's counted 0.2 MiB).
     #[cold]
-    fn decommit_untouched_in_chunk(&mut self, addr: usize, skip: Option<usize>) {
+    fn decommit_untouched_in_chunk(&mut self, addr: usize) {
         let chunk = self.arena_size.max(os::HUGE_PAGE);
         let first = addr & !(chunk - 1);
         for base in (first..first + chunk).step_by(self.arena_size) {
-            if Some(base) == skip {
-                continue;
-            }
             let arena = self.map.lookup(base);
             if arena.is_null() {
                 continue;

@@ -1,6 +1,6 @@
 //! Arenas are handed out two to a 2 MiB chunk. When the arena at the front
-//! of the current chunk is unmapped while the rest of the chunk was never
-//! handed out, that rest goes with it: left mapped, it would keep the
+//! of the current chunk, marked for huge pages, is unmapped while the rest
+//! of the chunk was never handed out, that rest goes with it: left mapped, it would keep the
 //! chunk's huge page (which backs the whole chunk once any byte of it is
 //! touched) resident as 1 MiB of zeroed small pages nobody uses.
 //! Checked through the kernel's own view (`mincore` fails with ENOMEM on an
@@ -43,9 +43,11 @@ fn blocks_by_arena(a: &mut Allocator, n: usize) -> Vec<(usize, Vec<*mut u8>)> {
 
 #[test]
 fn the_unused_rest_of_the_current_chunk_goes_with_the_arena_before_it() {
-    // Wholly free arenas go at once (no release delay) but one spare; huge
-    // pages off (the unmapping is what is checked, with or without them).
-    let config = Config { pool_release_delay: 0, huge_page_threshold: 0, ..Config::default() };
+    // Wholly free arenas go at once (no release delay) but one spare; the
+    // first chunk is below the huge-page threshold, the second past it (a
+    // chunk not marked for huge pages keeps its rest: no page of it is
+    // resident, and the next arena takes it).
+    let config = Config { pool_release_delay: 0, huge_page_threshold: 1, ..Config::default() };
     let mut a = Allocator::new(config);
     // Three arenas: a whole chunk, and the front of a second one.
     let per_arena = ARENA / 64;

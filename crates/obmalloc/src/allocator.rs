@@ -1538,6 +1538,13 @@ impl Allocator {
         self.unmaps_held += 1;
     }
 
+    /// Whether a [`Allocator::hold_unmaps`] is in force (never between the
+    /// public calls of the layers above: each hold ends in the call that
+    /// took it; their invariant checks assert so).
+    pub fn holds_unmaps(&self) -> bool {
+        self.unmaps_held > 0
+    }
+
     /// Ends a [`Allocator::hold_unmaps`]; the outermost one unmaps what was
     /// retired meanwhile.
     #[inline]

@@ -44,7 +44,9 @@ fn arenas_retired_while_unmaps_are_held_go_at_the_outermost_release() {
     a.release_held_unmaps();
     assert!(arenas.iter().all(|&base| mapped(base)), "an inner release unmaps nothing");
 
+    assert!(a.holds_unmaps());
     a.release_held_unmaps();
+    assert!(!a.holds_unmaps());
     a.check_invariants();
     let still: Vec<usize> = arenas.iter().copied().filter(|&base| mapped(base)).collect();
     assert_eq!(still.len(), 1, "the outermost release unmaps every retired arena, the spare stays: {still:x?}");

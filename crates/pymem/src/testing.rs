@@ -11,8 +11,8 @@ use crate::cuda::CudaCache;
 use crate::runtime::Runtime;
 use crate::status::Status;
 
-/// Asserts the allocator's invariants (`obmalloc::Allocator::check_invariants`)
-/// and the collector's (`refcount_object::Heap::check_gc_invariants`). A
+/// Asserts the allocator's invariants (`obmalloc::Allocator::check_invariants`,
+/// and that no unmap hold outlived its call) and the collector's (`refcount_object::Heap::check_gc_invariants`). A
 /// violation panics inside the boundary: the runtime is poisoned and the
 /// call returns `PYMEM_ERR_PANIC` with the assertion in `pymem_last_error`.
 ///
@@ -21,6 +21,7 @@ use crate::status::Status;
 pub unsafe fn check_invariants(rt: *mut Runtime) -> Status {
     ffi_boundary!(status rt, "pymem::testing::check_invariants", |state| {
         state.heap.alloc.check_invariants();
+        assert!(!state.heap.alloc.holds_unmaps(), "an unmap hold outlived the call that took it");
         state.heap.check_gc_invariants();
         Ok::<(), crate::boundary::Failure>(())
     })

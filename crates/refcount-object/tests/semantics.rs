@@ -38,6 +38,16 @@ fn s(h: &mut Heap, text: &str) -> Obj {
     h.str_new(text.as_bytes()).unwrap()
 }
 
+/// The entries of dict `d`, in order (borrowed key and value).
+fn dict_items(h: &Heap, d: Obj) -> Vec<(Obj, Obj)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(kv) = h.dict_next(d, &mut pos).unwrap() {
+        out.push(kv);
+    }
+    out
+}
+
 fn list_of(h: &mut Heap, items: &[Obj]) -> Obj {
     let l = h.list_new().unwrap();
     for &i in items {
@@ -136,15 +146,7 @@ mod copy {
         }
         let c = h.copy(d).unwrap();
         assert_ne!(c, d);
-        let entries = |h: &Heap, d: Obj| {
-            let mut out = Vec::new();
-            let mut pos = 0;
-            while let Some(kv) = h.dict_next(d, &mut pos).unwrap() {
-                out.push(kv);
-            }
-            out
-        };
-        let (a, b) = (entries(&h, d), entries(&h, c));
+        let (a, b) = (dict_items(&h, d), dict_items(&h, c));
         assert_eq!(a, b, "same key and value objects, in insertion order");
         assert_eq!(a.len(), 13);
         assert_eq!(h.refcount(a[0].1), 2, "each value is held by both dicts");
@@ -598,11 +600,7 @@ mod size {
 
     /// The entries of dict `d`, in order, and each found by `dict_get`.
     fn dict_entries_checked(h: &mut Heap, d: Obj) -> Vec<(Obj, Obj)> {
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while let Some(kv) = h.dict_next(d, &mut pos).unwrap() {
-            out.push(kv);
-        }
+        let out = dict_items(h, d);
         for &(k, v) in &out {
             assert_eq!(h.dict_get(d, k).unwrap(), v, "every entry found by lookup");
         }
@@ -1030,12 +1028,7 @@ mod dict_order {
     use super::*;
 
     fn keys(h: &Heap, d: Obj) -> Vec<i64> {
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while let Some((k, _)) = h.dict_next(d, &mut pos).unwrap() {
-            out.push(h.int_value(k).unwrap());
-        }
-        out
+        dict_items(h, d).into_iter().map(|(k, _)| h.int_value(k).unwrap()).collect()
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!     ───────────────────────────────────────────────────────────
 //!     mmap/munmap/madvise (arenas, big blocks), libc malloc         layer 1
 //! ```
-//! Requests of 1..=512 bytes are served from 32 size classes 16 bytes apart
-//! ([`size_class`]); each class carves blocks out of pools (16 KiB) that are
+//! Requests of 1..=512 bytes are served from 32 size classes 16 bytes apart,
+//! plus one of 24-byte blocks for object and internal blocks of 17 to 24
+//! bytes ([`size_class`]); each class carves blocks out of pools (16 KiB) that are
 //! carved out of arenas (1 MiB, 64 pools) mapped from the OS — the geometry
 //! of CPython 3.10+ on 64-bit, or CPython 3.8's 4 KiB / 256 KiB
 //! ([`Geometry`]). Larger requests go to the system allocator (or their own

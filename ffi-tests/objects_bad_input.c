@@ -462,12 +462,15 @@ static void test_invalid_pointers(void) {
                           "reference count is already 0");
     CHECK_FAILS_UNCHANGED(rt, rt, pymem_incref(rt, f), PYMEM_ERR_INVALID_POINTER,
                           "a dead object (on a free list");
-    /* The same holds for a freed list and dict (their free lists). */
-    pymem_object *l = NULL, *d = NULL;
+    /* The same holds for a freed int, list and dict (their free lists). */
+    pymem_object *i = NULL, *l = NULL, *d = NULL;
+    CHECK_OK(rt, pymem_int_new(rt, 123456, &i));
     CHECK_OK(rt, pymem_list_new(rt, &l));
     CHECK_OK(rt, pymem_dict_new(rt, &d));
+    drop(i);
     drop(l);
     drop(d);
+    check_refused_everywhere("an int on the free list", i, PYMEM_ERR_REFCOUNT_UNDERFLOW);
     check_refused_everywhere("a list on the free list", l, PYMEM_ERR_REFCOUNT_UNDERFLOW);
     check_refused_everywhere("a dict on the free list", d, PYMEM_ERR_REFCOUNT_UNDERFLOW);
     CHECK_OK(rt, pymem_clear_free_lists(rt));

@@ -267,15 +267,36 @@ static void test_ints(void) {
         drop(a);
         drop(a);
         drop(b);
-        CHECK_BLOCKS(rt, start); /* ints have no free list */
+        /* Dead, on the int free list (CPython 3.14's): still blocks, taken
+         * again by the next two ints. */
+        CHECK_EQ_U64(blocks(), start + 2);
     }
     pymem_object *i = new_int(-123456789);
     CHECK_TYPE_NAME(i, "int");
     CHECK_REPR(i, "-123456789");
+    const size_t id = pymem_id(i);
     drop(i);
     i = new_int(INT64_MIN);
+    CHECK_EQ_U64(pymem_id(i), id); /* the same memory, reused */
     CHECK_REPR(i, "-9223372036854775808");
     drop(i);
+    CHECK_OK(rt, pymem_clear_free_lists(rt));
+    CHECK_BLOCKS(rt, start);
+
+    /* Bounded: at most int_free_list (100) wait; the rest are freed. */
+    pymem_object *many[150];
+    for (int k = 0; k < 150; k++)
+        many[k] = new_int(1000 + k);
+    CHECK_EQ_U64(blocks(), start + 150);
+    for (int k = 0; k < 150; k++)
+        drop(many[k]);
+    CHECK_EQ_U64(blocks(), start + 100);
+    char *report = NULL;
+    CHECK_OK(rt, pymem_debug_malloc_stats(rt, &report));
+    CHECK_CONTAINS(report, "100 free PyLongObjects * 24 bytes each =");
+    pymem_string_free(report);
+    CHECK_OK(rt, pymem_clear_free_lists(rt));
+    CHECK_BLOCKS(rt, start);
 
     /* The range is a config value (CPython 3.15 caches up to 1024). */
     pymem_config cfg;

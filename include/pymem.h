@@ -684,6 +684,13 @@ typedef struct pymem_config {
    * pools are given back, so the kernel never fills them in again.
    */
   uint64_t huge_page_threshold;
+  /**
+   * The free list of ints outside the small-int cache (default 100, as
+   * CPython 3.14's; 0 disables it): an int that dies waits there for the
+   * next one, which then costs no allocation. Emptied with the other
+   * free lists (`pymem_clear_free_lists`, a full collection).
+   */
+  uint64_t int_free_list;
 } pymem_config;
 
 /**

@@ -34,12 +34,14 @@ pub struct HeapConfig {
     pub small_int_min: i64,
     pub small_int_max: i64,
     /// Free list bounds: floats (CPython 3.11: 100), tuples per length
-    /// (2000, lengths 1..=`tuple_free_list_max_len`, 20), lists (80), dicts (80).
+    /// (2000, lengths 1..=`tuple_free_list_max_len`, 20), lists (80), dicts
+    /// (80), and ints outside the small-int cache (CPython 3.14: 100).
     pub float_free_list: usize,
     pub tuple_free_list: usize,
     pub tuple_free_list_max_len: usize,
     pub list_free_list: usize,
     pub dict_free_list: usize,
+    pub int_free_list: usize,
     /// repr/equal/deepcopy deeper than this fail with `Recursion`.
     pub recursion_limit: usize,
     /// Tracked allocations minus deallocations beyond which a collection is
@@ -57,6 +59,7 @@ impl Default for HeapConfig {
             tuple_free_list_max_len: 20,
             list_free_list: 80,
             dict_free_list: 80,
+            int_free_list: 100,
             recursion_limit: 10_000,
             gc_threshold0: 700,
         }
@@ -301,6 +304,17 @@ impl FreeList {
     }
 }
 
+/// How many dead objects each free list holds ([`Heap::free_list_lengths`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FreeListLengths {
+    pub floats: usize,
+    pub ints: usize,
+    /// All lengths together.
+    pub tuples: usize,
+    pub lists: usize,
+    pub dicts: usize,
+}
+
 /// Item arrays of the first size a list grows to out of its inline slots
 /// ([`SPARE_ARRAY_CAP`] items), kept from dying lists for the next list
 /// that outgrows its inline slots — as CPython's free list keeps list
@@ -373,6 +387,7 @@ pub struct Heap {
     pub(crate) interned: HashMap<Box<[u8]>, Obj>,
     pub gc: GcState,
     free_floats: FreeList,
+    free_ints: FreeList,
     free_tuples: Vec<FreeList>,
     free_lists: FreeList,
     spare_arrays: SpareArrays,
@@ -454,6 +469,7 @@ impl Heap {
                 collection_due: false,
             },
             free_floats: FreeList::EMPTY,
+            free_ints: FreeList::EMPTY,
             free_tuples: vec![FreeList::EMPTY; config.tuple_free_list_max_len + 1],
             free_lists: FreeList::EMPTY,
             spare_arrays: SpareArrays::EMPTY,
@@ -590,8 +606,14 @@ impl Heap {
         if h.refcnt == 1 && h.type_id == type_ids::INT && h.flags & flags::IMMORTAL == 0 {
             // Not in the validation cache (just missed there): nothing to forget.
             h.refcnt = 0;
-            // SAFETY: `block` is where `find_live` found `p`, nothing since.
-            unsafe { self.alloc.free_found(p as *mut u8, block) };
+            if self.free_ints.len < self.config.int_free_list {
+                h.flags |= flags::DEAD;
+                // SAFETY: an int with count zero, never tracked, on no list.
+                unsafe { self.free_ints.push(o) };
+            } else {
+                // SAFETY: `block` is where `find_live` found `p`, nothing since.
+                unsafe { self.alloc.free_found(p as *mut u8, block) };
+            }
             return true;
         }
         self.remember_valid(o);
@@ -612,8 +634,8 @@ impl Heap {
     /// decref of a pointer the validation cache knows, when it leaves the
     /// caller nothing to do after it: an immortal object, a count above 1,
     /// or the death of an int or a float (no references, no weak
-    /// references, never tracked: nothing is queued) that goes to the float
-    /// free list or back to its pool without a pool state change. The
+    /// references, never tracked: nothing is queued) that goes to its free
+    /// list or back to its pool without a pool state change. The
     /// common cases, with no error path and no allocator bookkeeping (so
     /// nothing that could panic outside the boundary's guard). Otherwise
     /// nothing is done, and the answer says whether `p` is a list whose last
@@ -631,6 +653,14 @@ impl Heap {
             return SimpleDecref::Done;
         }
         match h.type_id {
+            type_ids::INT if self.free_ints.len < self.config.int_free_list => {
+                self.forget_valid(o);
+                h.refcnt = 0;
+                h.flags |= flags::DEAD;
+                // SAFETY: an int with count zero, never tracked, on no list.
+                unsafe { self.free_ints.push(o) };
+                return SimpleDecref::Done;
+            }
             type_ids::INT => {}
             type_ids::FLOAT if self.free_floats.len < self.config.float_free_list => {
                 self.forget_valid(o);
@@ -644,7 +674,7 @@ impl Heap {
             type_ids::LIST => return SimpleDecref::LastReferenceToList,
             _ => return SimpleDecref::NotDone,
         }
-        // An int, or a float the free list has no room for.
+        // An int or a float its free list has no room for.
         if self.alloc.free_kind_fast(p as *mut u8, obmalloc::BlockKind::Object) {
             self.forget_valid(o);
             return SimpleDecref::Done;
@@ -813,8 +843,8 @@ impl Heap {
     }
 
     /// `int_new` when it needs neither the allocator's slow path nor an
-    /// error: a small int, or a block from a pool in use. `None` (nothing
-    /// changed) sends the caller to `int_new`.
+    /// error: a small int, one from the free list, or a block from a pool
+    /// in use. `None` (nothing changed) sends the caller to `int_new`.
     #[inline(always)]
     pub fn int_new_if_fast(&mut self, v: i64) -> Option<Obj> {
         if !self.ready {
@@ -823,13 +853,19 @@ impl Heap {
         if v >= self.config.small_int_min && v <= self.config.small_int_max {
             return self.small_ints.get((v - self.config.small_int_min) as usize).copied();
         }
-        let block = self.alloc.malloc_kind_fast(size_of::<crate::object::IntObj>(), obmalloc::BlockKind::Object)?;
-        let o = block.cast::<ObjHeader>();
-        // SAFETY: a fresh object block of an int's size.
-        unsafe {
-            o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::INT, flags: 0 });
-            body::<crate::object::IntObj>(o).value = v;
-        }
+        let o = match self.free_ints.pop() {
+            Some(o) => Self::revive(o, type_ids::INT, false),
+            None => {
+                let block =
+                    self.alloc.malloc_kind_fast(size_of::<crate::object::IntObj>(), obmalloc::BlockKind::Object)?;
+                let o = block.cast::<ObjHeader>();
+                // SAFETY: a fresh object block of an int's size.
+                unsafe { o.as_ptr().write(ObjHeader { refcnt: 1, type_id: type_ids::INT, flags: 0 }) };
+                o
+            }
+        };
+        // SAFETY: an int's block.
+        unsafe { body::<crate::object::IntObj>(o).value = v };
         self.remember_valid(o);
         Some(o)
     }
@@ -1151,18 +1187,42 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn dealloc(&mut self, o: Obj) {
         self.forget_valid(o);
-        // The commonest deaths first, inline: a float onto its free list,
-        // an int back to the allocator.
+        // The commonest deaths first, inline: an int or a float onto its
+        // free list, or back to the allocator when the list is full.
         match self.type_id(o) {
-            type_ids::FLOAT if self.free_floats.len < self.config.float_free_list => {
-                // SAFETY: a float with count zero (never tracked).
-                unsafe {
-                    header(o).flags |= flags::DEAD;
-                    self.free_floats.push(o);
-                }
-            }
-            type_ids::INT => self.free_block(o),
+            type_ids::INT => self.retire_int(o),
+            type_ids::FLOAT => self.retire_float(o),
             _ => self.dealloc_slow(o),
+        }
+    }
+
+    /// An int whose count reached zero, forgotten by the validation cache:
+    /// onto the int free list while it has room, else its block back.
+    #[inline(always)]
+    fn retire_int(&mut self, o: Obj) {
+        if self.free_ints.len < self.config.int_free_list {
+            // SAFETY: an int with count zero holds nothing, is never tracked
+            // or weakly referenced, and is on no list.
+            unsafe {
+                header(o).flags |= flags::DEAD;
+                self.free_ints.push(o);
+            }
+        } else {
+            self.free_block(o);
+        }
+    }
+
+    /// [`Heap::retire_int`] for a float and the float free list.
+    #[inline(always)]
+    fn retire_float(&mut self, o: Obj) {
+        if self.free_floats.len < self.config.float_free_list {
+            // SAFETY: as `retire_int`'s.
+            unsafe {
+                header(o).flags |= flags::DEAD;
+                self.free_floats.push(o);
+            }
+        } else {
+            self.free_block(o);
         }
     }
 
@@ -1211,20 +1271,20 @@ impl Heap {
                 type_ids::INT => {
                     if FORGET {
                         self.forget_valid(child);
+                        self.retire_int(child);
+                    } else {
+                        // A long list's items (a namespace's big list of
+                        // ints) go straight back: the free list is full
+                        // after the first hundred, and its test would cost
+                        // every other item.
+                        self.free_block(child);
                     }
-                    self.free_block(child);
                 }
                 type_ids::FLOAT => {
                     if FORGET {
                         self.forget_valid(child);
                     }
-                    if self.free_floats.len < self.config.float_free_list {
-                        h.flags |= flags::DEAD;
-                        // SAFETY: a float with count zero, on no list.
-                        unsafe { self.free_floats.push(child) };
-                    } else {
-                        self.free_block(child);
-                    }
+                    self.retire_float(child);
                 }
                 type_ids::STR if h.flags & flags::INTERNED == 0 => {
                     if FORGET {
@@ -1255,15 +1315,8 @@ impl Heap {
                 self.clear_weakrefs(o);
             }
             match type_id {
-                type_ids::INT => self.free_block(o),
-                type_ids::FLOAT => {
-                    if self.free_floats.len < self.config.float_free_list {
-                        header(o).flags |= flags::DEAD;
-                        self.free_floats.push(o);
-                    } else {
-                        self.free_block(o);
-                    }
-                }
+                type_ids::INT => self.retire_int(o),
+                type_ids::FLOAT => self.retire_float(o),
                 type_ids::STR => {
                     if header(o).flags & flags::INTERNED != 0 {
                         let s = body::<StrObj>(o);
@@ -1557,6 +1610,18 @@ impl Heap {
     }
 
     #[inline(always)]
+    pub(crate) fn new_int_obj(&mut self) -> ObjResult<Obj> {
+        match self.free_ints.pop() {
+            Some(o) => {
+                let o = Self::revive(o, type_ids::INT, false);
+                self.remember_valid(o);
+                Ok(o)
+            }
+            None => self.alloc_obj(type_ids::INT, size_of::<IntObj>(), false),
+        }
+    }
+
+    #[inline(always)]
     pub(crate) fn new_float_obj(&mut self) -> ObjResult<Obj> {
         match self.free_floats.pop() {
             Some(o) => {
@@ -1624,9 +1689,10 @@ impl Heap {
     /// `pymem_clear_free_lists`). Returns how many objects were freed.
     pub fn clear_free_lists(&mut self) -> usize {
         let mut freed = 0;
-        let mut lists: Vec<FreeList> = vec![self.free_floats, self.free_lists, self.free_dicts];
+        let mut lists: Vec<FreeList> = vec![self.free_floats, self.free_ints, self.free_lists, self.free_dicts];
         lists.extend(self.free_tuples.iter().copied());
         self.free_floats = FreeList::EMPTY;
+        self.free_ints = FreeList::EMPTY;
         self.free_lists = FreeList::EMPTY;
         self.free_dicts = FreeList::EMPTY;
         for t in self.free_tuples.iter_mut() {
@@ -1655,15 +1721,22 @@ impl Heap {
         line("free PyDictObject", self.free_dicts.len, size_of::<crate::object::DictObj>());
         line("free PyFloatObject", self.free_floats.len, size_of::<FloatObj>());
         line("free PyListObject", self.free_lists.len, size_of::<ListObj>());
+        line("free PyLongObject", self.free_ints.len, size_of::<IntObj>());
         line("spare list item array", self.spare_arrays.len, SPARE_ARRAY_CAP * size_of::<Obj>());
         for (len, list) in self.free_tuples.iter().enumerate().skip(1) {
             line(&format!("free {len}-sized PyTupleObject"), list.len, size_of::<TupleObj>() + len * size_of::<Obj>());
         }
     }
 
-    /// Objects on free lists, by kind: (floats, tuples, lists, dicts).
-    pub fn free_list_lengths(&self) -> (usize, usize, usize, usize) {
-        (self.free_floats.len, self.free_tuples.iter().map(|l| l.len).sum(), self.free_lists.len, self.free_dicts.len)
+    /// Objects on free lists, by kind.
+    pub fn free_list_lengths(&self) -> FreeListLengths {
+        FreeListLengths {
+            floats: self.free_floats.len,
+            ints: self.free_ints.len,
+            tuples: self.free_tuples.iter().map(|l| l.len).sum(),
+            lists: self.free_lists.len,
+            dicts: self.free_dicts.len,
+        }
     }
 }
 

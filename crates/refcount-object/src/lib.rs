@@ -36,7 +36,9 @@ mod weakref;
 
 pub use error::{ObjError, ObjResult};
 pub use gcsupport::ScanState;
-pub use heap::{gc_unlink, prefetch_past, GcList, GcListIter, GcState, Heap, HeapConfig, SimpleDecref};
+pub use heap::{
+    gc_unlink, prefetch_past, FreeListLengths, GcList, GcListIter, GcState, Heap, HeapConfig, SimpleDecref,
+};
 pub use object::{from_gc_links, GcLinks, Obj, ObjHeader, IMMORTAL_REFCNT};
 pub use repr::{float_repr, str_repr};
 pub use types::{HostHooks, HostTypeSpec, TypeInfo};

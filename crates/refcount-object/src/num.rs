@@ -19,13 +19,14 @@ impl Heap {
     }
 
     /// An int: the cached immortal object for small values (so two calls give
-    /// the same id), a new object otherwise. New reference.
+    /// the same id), a new object otherwise (from the free list when it has
+    /// one). New reference.
     #[inline(always)]
     pub fn int_new(&mut self, v: i64) -> ObjResult<Obj> {
         if v >= self.config.small_int_min && v <= self.config.small_int_max {
             return Ok(self.small_ints[(v - self.config.small_int_min) as usize]);
         }
-        let o = self.alloc_obj(type_ids::INT, crate::heap::size_of::<IntObj>(), false)?;
+        let o = self.new_int_obj()?;
         // SAFETY: a fresh int block.
         unsafe { body::<IntObj>(o).value = v };
         Ok(o)

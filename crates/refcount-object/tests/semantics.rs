@@ -6,7 +6,7 @@
 //! Facts marked "CPython" were checked with CPython 3.11.7 on this machine.
 
 use obmalloc::{Allocator, Config};
-use refcount_object::{Heap, HeapConfig, HostTypeSpec, Obj, ObjError, IMMORTAL_REFCNT};
+use refcount_object::{FreeListLengths, Heap, HeapConfig, HostTypeSpec, Obj, ObjError, IMMORTAL_REFCNT};
 
 fn heap() -> Box<Heap> {
     heap_with(HeapConfig::default())
@@ -1256,7 +1256,7 @@ mod free_lists {
 
     #[test]
     fn dead_objects_are_refused_reused_and_cleared() {
-        let mut h = heap_with(HeapConfig { float_free_list: 3, ..HeapConfig::default() });
+        let mut h = heap_with(HeapConfig { float_free_list: 3, int_free_list: 4, ..HeapConfig::default() });
         let base = blocks(&mut h);
         let one = h.int_new(1).unwrap();
         let objs = [
@@ -1264,6 +1264,7 @@ mod free_lists {
             h.list_new().unwrap(),
             h.dict_new().unwrap(),
             h.tuple_new(&[one, one]).unwrap(),
+            h.int_new(1000).unwrap(),
         ];
         let addrs: Vec<*const u8> = objs.iter().map(|o| o.as_ptr() as *const u8).collect();
         for o in objs {
@@ -1273,12 +1274,14 @@ mod free_lists {
             assert!(matches!(h.check(p), Err(ObjError::InvalidPointer(_))), "a dead object is refused");
             assert!(h.is_dead_object(p));
         }
-        assert_eq!(h.free_list_lengths(), (1, 1, 1, 1));
+        let each_one = FreeListLengths { floats: 1, ints: 1, tuples: 1, lists: 1, dicts: 1 };
+        assert_eq!(h.free_list_lengths(), each_one);
         let again = [
             h.float_new(2.5).unwrap(),
             h.list_new().unwrap(),
             h.dict_new().unwrap(),
             h.tuple_new(&[one, one]).unwrap(),
+            h.int_new(-2000).unwrap(),
         ];
         for (o, &p) in again.iter().zip(&addrs) {
             assert_eq!(o.as_ptr() as *const u8, p, "reused from its free list");
@@ -1288,6 +1291,7 @@ mod free_lists {
         assert_eq!(h.float_value(again[0]).unwrap(), 2.5);
         assert_eq!(h.list_len(again[1]).unwrap(), 0);
         assert_eq!(h.dict_len(again[2]).unwrap(), 0);
+        assert_eq!(h.int_value(again[4]).unwrap(), -2000);
         for o in again {
             h.decref(o);
         }
@@ -1296,9 +1300,22 @@ mod free_lists {
         for f in floats {
             h.decref(f);
         }
-        assert_eq!(h.free_list_lengths(), (3, 1, 1, 1));
-        assert_eq!(h.clear_free_lists(), 6);
-        assert_eq!(h.free_list_lengths(), (0, 0, 0, 0));
+        // The int free list at most 4, whichever way an int dies: its last
+        // reference dropped, or freed with the list holding it.
+        let ints: Vec<Obj> = (0..6).map(|i| h.int_new(5000 + i).unwrap()).collect();
+        let list = h.list_new().unwrap();
+        for &i in &ints {
+            h.list_append(list, i).unwrap();
+        }
+        assert_eq!(h.free_list_lengths().ints, 0, "the first new int took the dead one");
+        for &i in &ints {
+            h.decref(i);
+        }
+        assert_eq!(h.free_list_lengths().ints, 0, "alive in the list");
+        h.decref(list);
+        assert_eq!(h.free_list_lengths(), FreeListLengths { floats: 3, ints: 4, ..each_one });
+        assert_eq!(h.clear_free_lists(), 10);
+        assert_eq!(h.free_list_lengths(), FreeListLengths::default());
         assert_eq!(h.clear_free_lists(), 0);
         assert_baseline(&mut h, base);
     }

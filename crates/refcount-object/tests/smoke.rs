@@ -62,7 +62,7 @@ fn free_lists_reuse_and_dead_objects_are_refused() {
     assert_eq!(g.as_ptr() as *const u8, addr, "the free list hands the float out again");
     assert_eq!(h.check(addr).unwrap(), g);
     h.decref(g);
-    assert_eq!(h.free_list_lengths().0, 1);
+    assert_eq!(h.free_list_lengths().floats, 1);
     assert_eq!(h.clear_free_lists(), 1);
     let mut text = String::new();
     h.free_list_stats(&mut text);

@@ -150,6 +150,9 @@ fn free_list_stats_after_a_fixed_sequence() {
     let one = h.int_new(1).unwrap();
     // 150 floats die: the free list keeps 100 (CPython 3.11's bound).
     let floats: Vec<Obj> = (0..150).map(|i| h.float_new(i as f64 + 0.5).unwrap()).collect();
+    // 40 ints outside the small-int cache die: all kept (CPython 3.14's
+    // bound is 100); small ints are immortal and never freed.
+    let ints: Vec<Obj> = (0..40).map(|i| h.int_new(1000 + i).unwrap()).chain([one]).collect();
     // Tuples of lengths 1..=3 and 25 (too long for a free list).
     let mut tuples = Vec::new();
     for (len, count) in [(1, 7), (2, 3), (3, 12), (25, 4)] {
@@ -177,7 +180,7 @@ fn free_list_stats_after_a_fixed_sequence() {
             d
         })
         .collect();
-    for o in floats.into_iter().chain(tuples).chain(lists).chain(dicts) {
+    for o in floats.into_iter().chain(ints).chain(tuples).chain(lists).chain(dicts) {
         h.decref(o);
     }
     let mut text = String::new();

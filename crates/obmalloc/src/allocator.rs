@@ -683,7 +683,19 @@ impl Allocator {
     pub fn free_kind_fast(&mut self, p: *mut u8, kind: BlockKind) -> bool {
         let Some((pool, index)) = self.cached_live_block(p as usize, kind) else { return false };
         // SAFETY: block `index` of `pool` is allocated and starts at `p`
-        // (just validated), so it is ours to thread on the free list.
+        // (just validated).
+        unsafe { Self::release_block_if_pool_stays(pool, index, p) }
+    }
+
+    /// Puts a validated block back on its pool's free list when that
+    /// changes no pool's state (the pool was not full and does not empty):
+    /// false, nothing done, otherwise.
+    ///
+    /// # Safety
+    /// `pool` is live and block `index` at `p` is allocated in it.
+    #[inline(always)]
+    unsafe fn release_block_if_pool_stays(pool: *mut PoolMeta, index: usize, p: *mut u8) -> bool {
+        // SAFETY: contract: the block is ours to thread on the free list.
         unsafe {
             let m = &mut *pool;
             let head = m.freeblock;
@@ -696,6 +708,32 @@ impl Allocator {
             m.count -= 1;
         }
         true
+    }
+
+    /// [`Allocator::find_live`]'s fast half, for fast paths with no error
+    /// path: the block when the arena cache knows `p`'s arena and `p` starts
+    /// an allocated block of `kind` in a pool. `None` means "ask
+    /// `find_live`", not "invalid".
+    #[inline(always)]
+    pub fn find_live_fast(&self, p: *const u8, kind: BlockKind) -> Option<LiveBlock> {
+        let (pool, index) = self.cached_live_block(p as usize, kind)?;
+        Some(LiveBlock(Located::Small { pool, index }))
+    }
+
+    /// Frees the block `find_live_fast` found at `p` when that changes no
+    /// pool's state, as [`Allocator::free_kind_fast`]; false, nothing done,
+    /// otherwise (the block is still live and `block` still valid).
+    ///
+    /// # Safety
+    /// As [`Allocator::free_found`]'s.
+    #[inline(always)]
+    pub unsafe fn free_found_fast(&mut self, p: *mut u8, block: &LiveBlock) -> bool {
+        match block.0 {
+            // SAFETY: contract: `find_live` found block `index` of `pool`
+            // allocated at `p`, and nothing has freed it since.
+            Located::Small { pool, index } => unsafe { Self::release_block_if_pool_stays(pool, index, p) },
+            Located::Large(_) => false,
+        }
     }
 
     /// [`Allocator::free_kind`] for runs of frees that mostly stay in one

@@ -337,9 +337,30 @@ pub unsafe extern "C" fn pymem_incref(rt: *mut Runtime, o: *mut Object) -> Statu
     // SAFETY: the C caller passes NULL or a live runtime (API contract).
     if let Some(r) = unsafe { rt.as_ref() } {
         // SAFETY: the caller owns the runtime: no other borrow of its state.
-        if r.owned_for_refcount() && unsafe { r.state_mut() }.heap.incref_if_cached(o as *const u8) {
-            return Status::PYMEM_OK;
+        if r.owned_for_refcount() {
+            // SAFETY: the caller owns the runtime: no other borrow of its state.
+            if unsafe { r.state_mut() }.heap.incref_if_cached(o as *const u8) {
+                return Status::PYMEM_OK;
+            }
+            // SAFETY: as this function's; the caller owns the runtime.
+            return unsafe { incref_uncached(rt, o) };
         }
+    }
+    // SAFETY: as this function's.
+    unsafe { incref_checked(rt, o) }
+}
+
+/// `pymem_incref` of an object the validation cache does not know, by its
+/// owner: validated by the allocator's fast lookup when it can, without the
+/// boundary; else through it.
+///
+/// # Safety
+/// As `pymem_incref`; `rt` is a live runtime the caller owns.
+#[inline(never)]
+unsafe fn incref_uncached(rt: *mut Runtime, o: *mut Object) -> Status {
+    // SAFETY: contract: a live runtime the caller owns.
+    if unsafe { (*rt).state_mut() }.heap.incref_uncached_if_simple(o as *const u8) {
+        return Status::PYMEM_OK;
     }
     // SAFETY: as this function's.
     unsafe { incref_checked(rt, o) }
@@ -377,16 +398,36 @@ pub unsafe extern "C" fn pymem_decref(rt: *mut Runtime, o: *mut Object) -> Statu
         // SAFETY: the caller owns the runtime: no other borrow of its state.
         if r.owned_for_refcount() {
             // SAFETY: the caller owns the runtime: no other borrow of its state.
-            match unsafe { r.state_mut() }.heap.decref_if_cached_simple(o as *const u8) {
+            match unsafe { r.state_mut() }.heap.decref_if_simple(o as *const u8) {
                 SimpleDecref::Done => return Status::PYMEM_OK,
                 // SAFETY: as this function's.
                 SimpleDecref::LastReferenceToList => return unsafe { decref_list(rt, o) },
+                // SAFETY: as this function's; the caller owns the runtime.
+                SimpleDecref::NotCached => return unsafe { decref_uncached(rt, o) },
                 SimpleDecref::NotDone => {}
             }
         }
     }
     // SAFETY: as this function's.
     unsafe { decref_checked(rt, o) }
+}
+
+/// `pymem_decref` of an object the validation cache does not know, by its
+/// owner: the same simple cases, validated by the allocator's fast lookup
+/// (`Heap::decref_uncached_if_simple`); anything else through the boundary.
+///
+/// # Safety
+/// As `pymem_decref`; `rt` is a live runtime the caller owns.
+#[inline(never)]
+unsafe fn decref_uncached(rt: *mut Runtime, o: *mut Object) -> Status {
+    // SAFETY: contract: a live runtime the caller owns.
+    match unsafe { (*rt).state_mut() }.heap.decref_uncached_if_simple(o as *const u8) {
+        SimpleDecref::Done => Status::PYMEM_OK,
+        // SAFETY: as this function's.
+        SimpleDecref::LastReferenceToList => unsafe { decref_list(rt, o) },
+        // SAFETY: as this function's.
+        SimpleDecref::NotDone | SimpleDecref::NotCached => unsafe { decref_checked(rt, o) },
+    }
 }
 
 /// `pymem_decref` of the last reference to a list: one more case without

@@ -27,6 +27,19 @@ pub unsafe fn check_invariants(rt: *mut Runtime) -> Status {
     })
 }
 
+/// Empties the heap's validation cache (the 64 objects it last validated),
+/// so that the next calls on any object take the paths for an object it
+/// does not know, as for one made long ago.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+pub unsafe fn forget_validation_cache(rt: *mut Runtime) -> Status {
+    ffi_boundary!(status rt, "pymem::testing::forget_validation_cache", |state| {
+        state.heap.forget_validation_cache();
+        Ok::<(), crate::boundary::Failure>(())
+    })
+}
+
 /// Failure injection (`obmalloc::Allocator::fail_allocations_after`; feature
 /// `testing`): with
 /// `Some(n)` the runtime's next `n` allocations succeed and every later one

@@ -356,7 +356,7 @@ impl SpareArrays {
     }
 }
 
-/// What [`Heap::decref_if_cached_simple`] did.
+/// What [`Heap::decref_if_simple`] did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SimpleDecref {
     /// The reference was dropped.
@@ -365,6 +365,9 @@ pub enum SimpleDecref {
     NotDone,
     /// Nothing: the pointer is a known list and this is its last reference.
     LastReferenceToList,
+    /// Nothing: the validation cache does not know the pointer (the caller
+    /// tries [`Heap::decref_uncached_if_simple`], out of its hot path).
+    NotCached,
 }
 
 /// All the objects of one runtime. Boxed (`Heap::new` returns a `Box`):
@@ -623,7 +626,8 @@ impl Heap {
 
     /// incref of a pointer the validation cache knows: the whole call for
     /// the common case, with no error path. Returns false (nothing done)
-    /// when `p` is not in the cache; the caller then validates it fully.
+    /// when `p` is not in the cache; the caller then tries
+    /// [`Heap::incref_uncached_if_simple`] (out of its hot path).
     #[inline(always)]
     pub fn incref_if_cached(&mut self, p: *const u8) -> bool {
         let Some(o) = self.cached(p) else { return false };
@@ -631,7 +635,26 @@ impl Heap {
         true
     }
 
-    /// decref of a pointer the validation cache knows, when it leaves the
+    /// [`Heap::incref_if_cached`] of a pointer the validation cache does not
+    /// know, validated as in [`Heap::decref_uncached_if_simple`]; false when
+    /// that cannot say (the caller then validates it fully).
+    #[inline(always)]
+    pub fn incref_uncached_if_simple(&mut self, p: *const u8) -> bool {
+        if self.alloc.find_live_fast(p, BlockKind::Object).is_none() {
+            return false;
+        }
+        // SAFETY: a live object block starts with an initialised header.
+        let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
+        // SAFETY: as above.
+        if unsafe { header(o) }.flags & flags::DEAD != 0 {
+            return false;
+        }
+        self.incref(o);
+        true
+    }
+
+    /// decref of a live object (one the validation cache knows, or else
+    /// validated by [`Heap::decref_uncached_if_simple`]), when it leaves the
     /// caller nothing to do after it: an immortal object, a count above 1,
     /// or the death of an int or a float (no references, no weak
     /// references, never tracked: nothing is queued) that goes to its free
@@ -641,8 +664,8 @@ impl Heap {
     /// nothing is done, and the answer says whether `p` is a list whose last
     /// reference this is (for `decref_list_if_quiet`).
     #[inline(always)]
-    pub fn decref_if_cached_simple(&mut self, p: *const u8) -> SimpleDecref {
-        let Some(o) = self.cached(p) else { return SimpleDecref::NotDone };
+    pub fn decref_if_simple(&mut self, p: *const u8) -> SimpleDecref {
+        let Some(o) = self.cached(p) else { return SimpleDecref::NotCached };
         // SAFETY: a live object.
         let h = unsafe { header(o) };
         if h.flags & flags::IMMORTAL != 0 {
@@ -682,11 +705,59 @@ impl Heap {
         SimpleDecref::NotDone
     }
 
+    /// [`Heap::decref_if_simple`] of a pointer the validation cache does not
+    /// know (`NotCached`: an object made a while ago; the cache has 64 slots): validated
+    /// on the spot by the allocator's fast lookup — the start of an
+    /// allocated object block of a cached arena — and a header that is not
+    /// `DEAD`; anything the lookup cannot say, and any death but an int's
+    /// or a float's, is left to the full path (which validates again and
+    /// says why a pointer is refused). A list at its last reference is
+    /// remembered as valid for `decref_list_if_quiet`.
+    #[inline(always)]
+    pub fn decref_uncached_if_simple(&mut self, p: *const u8) -> SimpleDecref {
+        let Some(block) = self.alloc.find_live_fast(p, BlockKind::Object) else { return SimpleDecref::NotDone };
+        // SAFETY: a live object block starts with an initialised header.
+        let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
+        // SAFETY: as above.
+        let h = unsafe { header(o) };
+        if h.flags & flags::DEAD != 0 {
+            return SimpleDecref::NotDone;
+        }
+        if h.flags & flags::IMMORTAL != 0 {
+            return SimpleDecref::Done;
+        }
+        if h.refcnt > 1 {
+            h.refcnt -= 1;
+            return SimpleDecref::Done;
+        }
+        // Dying, and not in the validation cache: nothing to forget there.
+        let free_list = match h.type_id {
+            type_ids::INT if self.free_ints.len < self.config.int_free_list => &mut self.free_ints,
+            type_ids::FLOAT if self.free_floats.len < self.config.float_free_list => &mut self.free_floats,
+            type_ids::INT | type_ids::FLOAT => {
+                // SAFETY: `block` is where the allocator found `p`, nothing since.
+                let freed = unsafe { self.alloc.free_found_fast(p as *mut u8, &block) };
+                return if freed { SimpleDecref::Done } else { SimpleDecref::NotDone };
+            }
+            type_ids::LIST => {
+                self.remember_valid(o);
+                return SimpleDecref::LastReferenceToList;
+            }
+            _ => return SimpleDecref::NotDone,
+        };
+        h.refcnt = 0;
+        h.flags |= flags::DEAD;
+        // SAFETY: an int or a float with count zero, never tracked, on no
+        // list, pushed on its own type's list.
+        unsafe { free_list.push(o) };
+        SimpleDecref::Done
+    }
+
     /// decref of a pointer the validation cache knows as a list holding its
     /// last reference, when its death is quiet — its memory stays
     /// (`list_memory_stays`) and none of its items dies with it
     /// (`drop_references_unless_one_dies`): the list is deallocated, true.
-    /// Otherwise false, nothing changed. Like `decref_if_cached_simple`, a
+    /// Otherwise false, nothing changed. Like `decref_if_simple`, a
     /// case with no follow-up and no error path; a separate call, so that
     /// the commoner cases keep a small frame.
     #[inline(always)]
@@ -901,6 +972,13 @@ impl Heap {
             return None;
         }
         self.spare_arrays.pop().and_then(NonNull::new)
+    }
+
+    /// Empties the validation cache, for tests of the paths that serve a
+    /// pointer it does not know (`pymem::testing::forget_validation_cache`).
+    #[doc(hidden)]
+    pub fn forget_validation_cache(&self) {
+        self.forget_all_valid();
     }
 
     /// Empties the validation cache (see `release_child_then`).

@@ -208,7 +208,7 @@ impl Iterator for GcListIter<'_> {
 /// which reads nothing the program sees and never faults, whatever the
 /// address (so no pointer needs to be valid here).
 #[inline(always)]
-fn prefetch(addr: *const i8) {
+pub(crate) fn prefetch(addr: *const i8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it reads nothing the program sees and
     // cannot fault.

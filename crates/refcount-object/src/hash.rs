@@ -113,7 +113,20 @@ pub fn hash_pointer(p: usize) -> i64 {
 impl Heap {
     /// hash(o) as Python computes it; lists and dicts (and tuples holding
     /// them) are unhashable (`Type` error "unhashable type: 'list'").
+    #[inline(always)]
     pub fn hash(&mut self, o: Obj) -> ObjResult<i64> {
+        // Anything but a tuple (a dict's str key, an int) straight away;
+        // tuples need the frames of `tuple_hash`.
+        if self.type_id(o) == type_ids::TUPLE {
+            self.tuple_hash(o)
+        } else {
+            self.atom_hash(o)
+        }
+    }
+
+    /// hash() of a tuple, iteratively over nested tuples.
+    #[inline(never)]
+    fn tuple_hash(&mut self, o: Obj) -> ObjResult<i64> {
         const P1: u64 = 11_400_714_785_074_694_791;
         const P2: u64 = 14_029_467_366_897_019_727;
         const P5: u64 = 2_870_177_450_012_600_261;
@@ -156,6 +169,7 @@ impl Heap {
     }
 
     /// hash() of anything but a tuple.
+    #[inline(always)]
     fn atom_hash(&mut self, o: Obj) -> ObjResult<i64> {
         match self.type_id(o) {
             type_ids::NONE => Ok(HASH_NONE),

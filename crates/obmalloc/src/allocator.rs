@@ -720,9 +720,36 @@ impl Allocator {
         Some(LiveBlock(Located::Small { pool, index }))
     }
 
-    /// Frees the block `find_live_fast` found at `p` when that changes no
-    /// pool's state, as [`Allocator::free_kind_fast`]; false, nothing done,
-    /// otherwise (the block is still live and `block` still valid).
+    /// [`Allocator::find_live_fast`] for pointers that mostly come in
+    /// allocation order (the objects of a C array freed one after another):
+    /// it remembers the pool of its last answer, as
+    /// [`Allocator::free_kind_near`] does, so a block of the same pool skips
+    /// the arena lookup. The same validation against the pool's header.
+    #[inline(always)]
+    pub fn find_live_near(&mut self, p: *const u8, kind: BlockKind) -> Option<LiveBlock> {
+        let addr = p as usize;
+        let pool_number = addr >> self.pool_shift;
+        let pool = if pool_number == self.near_pool_number {
+            self.near_pool
+        } else {
+            let arena = self.map.cached_arena_number(pool_number >> POOLS_PER_ARENA.trailing_zeros())?;
+            // SAFETY: the map only holds live arenas.
+            let pool: *mut PoolMeta = unsafe { &mut (*arena).pools[pool_number & (POOLS_PER_ARENA - 1)] };
+            (self.near_pool_number, self.near_pool) = (pool_number, pool);
+            pool
+        };
+        // SAFETY: `pool` is the live header of the pool holding `addr`: just
+        // looked up, or remembered by a lookup for the same pool number with
+        // no arena unmapped since (`unmap_arena` forgets it).
+        let m = unsafe { &*pool };
+        let (index, on_block_start) = m.locate_block(addr);
+        (on_block_start && m.is_allocated(index) && m.kind == kind).then_some(LiveBlock(Located::Small { pool, index }))
+    }
+
+    /// Frees the block `find_live_fast` (or `find_live_near`) found at `p`
+    /// when that changes no pool's state, as [`Allocator::free_kind_fast`];
+    /// false, nothing done, otherwise (the block is still live and `block`
+    /// still valid).
     ///
     /// # Safety
     /// As [`Allocator::free_found`]'s.

@@ -715,7 +715,7 @@ impl Heap {
     /// remembered as valid for `decref_list_if_quiet`.
     #[inline(always)]
     pub fn decref_uncached_if_simple(&mut self, p: *const u8) -> SimpleDecref {
-        let Some(block) = self.alloc.find_live_fast(p, BlockKind::Object) else { return SimpleDecref::NotDone };
+        let Some(block) = self.alloc.find_live_near(p, BlockKind::Object) else { return SimpleDecref::NotDone };
         // SAFETY: a live object block starts with an initialised header.
         let o = unsafe { NonNull::new_unchecked(p as *mut ObjHeader) };
         // SAFETY: as above.

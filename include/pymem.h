@@ -1367,8 +1367,11 @@ pymem_status pymem_gc_get_referrers(struct pymem_runtime *rt,
  * `gc.get_referents(o)`: a new list of the objects `o` refers to, as its
  * traversal reports them (built-in part, then a host type's `traverse`),
  * in that order and with repeats, as CPython returns them: a list's items,
- * a dict's keys and values, an instance's attribute values and payload
- * children... Atoms (int, float, str) refer to nothing: an empty list.
+ * a dict's values — each followed by its key once a key that is not a str
+ * went into the dict (CPython 3.11's `dict_traverse`: `{'a': x}` gives
+ * `[x]`, `{1: x}` gives `[x, 1]`) —, an instance's attribute values and
+ * payload children... Atoms (int, float, str) refer to nothing: an empty
+ * list.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `o` may be any value (validated);

@@ -428,10 +428,29 @@ impl<'a> Traverser<'a> {
         Traverser { host, children: Vec::new() }
     }
 
-    /// Calls `visit` for every reference `o` holds.
+    /// Calls `visit` for every reference a collection sees `o` hold (the
+    /// built-in part by `Heap::traverse_for_gc`: a dict whose keys are all
+    /// strs reports only its values, as in CPython), then its host
+    /// `traverse`'s children.
     #[inline(always)]
     pub fn traverse<F: FnMut(Obj) + ?Sized>(&mut self, heap: &Heap, o: Obj, visit: &mut F) {
+        heap.traverse_for_gc(o, visit);
+        self.traverse_host(heap, o, visit);
+    }
+
+    /// [`Traverser::traverse`] with every reference of the built-in part,
+    /// str keys included (`Heap::traverse_builtin`): for tools that must
+    /// find every referrer (`why_alive`).
+    #[inline(always)]
+    pub fn traverse_all<F: FnMut(Obj) + ?Sized>(&mut self, heap: &Heap, o: Obj, visit: &mut F) {
         heap.traverse_builtin(o, visit);
+        self.traverse_host(heap, o, visit);
+    }
+
+    /// The children a host `traverse` callback reports for `o`, if its type
+    /// has one; each validated before `visit` sees it.
+    #[inline(always)]
+    fn traverse_host<F: FnMut(Obj) + ?Sized>(&mut self, heap: &Heap, o: Obj, visit: &mut F) {
         if heap.has_host_traverse(o) {
             let hooks = heap.host_hooks(o);
             self.children.clear();

@@ -170,7 +170,7 @@ fn reverse_edges(heap: &Heap, target: Obj, host: HostTraverse) -> HashMap<Obj, V
     let lists = heap.gc.generations.iter().chain(std::iter::once(&heap.gc.permanent));
     for list in lists {
         for p in list.objects() {
-            traverser.traverse(heap, p, &mut |c: Obj| {
+            traverser.traverse_all(heap, p, &mut |c: Obj| {
                 if c == target || heap.is_gc(c) {
                     parents.entry(c).or_default().push(p);
                 }

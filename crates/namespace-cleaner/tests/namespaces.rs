@@ -290,6 +290,27 @@ fn why_alive_shows_every_shortest_chain() {
     heap.decref(other);
 }
 
+/// A str held as a dict key: the collector's traversal skips the keys of a
+/// str-keyed dict (as CPython's `dict_traverse`), but `why_alive` must still
+/// find the dict among its referrers.
+#[test]
+fn why_alive_finds_a_dict_holding_a_str_as_its_key() {
+    let mut heap = heap();
+    let mut nss = Namespaces::new();
+    let main = nss.create(&mut heap, b"main").unwrap();
+    let key = bind(&mut heap, &nss, main, "key", |h| h.str_new(b"a long enough key").unwrap());
+    bind(&mut heap, &nss, main, "table", |h| {
+        let d = h.dict_new().unwrap();
+        let one = h.int_new(1).unwrap();
+        h.dict_set(d, key, one).unwrap();
+        d
+    });
+    let mut no_host = |_: Obj, _: refcount_object::HostHooks, _: &mut Vec<Obj>| {};
+    let text = nss.why_alive(&mut heap, main, b"key", &mut no_host).unwrap();
+    assert!(text.contains("table.<key>"), "{text}");
+    heap.decref(main);
+}
+
 #[test]
 fn frozen_namespaces_are_found_by_xdel() {
     let mut heap = heap();

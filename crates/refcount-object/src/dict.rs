@@ -32,7 +32,7 @@ use obmalloc::BlockKind;
 
 use crate::error::{ObjError, ObjResult};
 use crate::heap::Heap;
-use crate::object::{body, type_ids, DictObj, Obj, ObjHeader};
+use crate::object::{body, flags, header, type_ids, DictObj, Obj, ObjHeader};
 
 const EMPTY: i32 = -1;
 const DUMMY: i32 = -2;
@@ -325,6 +325,10 @@ impl Heap {
                 t.usable -= 1;
                 self.incref(key);
                 self.incref(value);
+                if self.type_id(key) != type_ids::STR {
+                    // SAFETY: `d` is a live dict (checked by `table`).
+                    unsafe { header(d) }.flags |= flags::GENERAL_KEYS;
+                }
             }
         }
         Ok(())
@@ -462,6 +466,10 @@ const DETACH_PREFETCH_AHEAD: usize = 32;
 pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, Obj)>) {
     // SAFETY: `d` is a dict being deallocated or cleared.
     let t = std::mem::replace(unsafe { &mut body::<DictObj>(d).table }, DictTable::EMPTY);
+    // Empty, it has str keys only again (CPython's `dict.clear()` gives a
+    // dict the empty str-keys table).
+    // SAFETY: as above.
+    unsafe { header(d) }.flags &= !flags::GENERAL_KEYS;
     let mem = t.own_block();
     let entries = t.entries();
     let n = t.nentries as usize;
@@ -485,7 +493,7 @@ pub(crate) fn dict_detach_table(d: Obj) -> (*mut u8, impl Iterator<Item = (Obj, 
 }
 
 /// Calls `visit(key, value)` for each live entry of a dict whose type is
-/// already known (the collector's traversal: no type check, no `Result`).
+/// already known (the traversals: no type check, no `Result`).
 ///
 /// # Safety
 /// `d` is a live dict, and `visit` does not change it.

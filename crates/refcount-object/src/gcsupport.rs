@@ -25,8 +25,25 @@ impl Heap {
     /// tuple and list items, dict keys and values, an instance's attribute
     /// values, a module's or function's name and attribute dict. Atoms hold
     /// none.
+    /// What a binding reaches (`%whos` sizes, `why_alive`) goes by these.
     #[inline(always)]
     pub fn traverse_builtin<F: FnMut(Obj) + ?Sized>(&self, o: Obj, visit: &mut F) {
+        self.traverse_refs::<false, F>(o, visit);
+    }
+
+    /// The collector's traversal (CPython's `tp_traverse`), which
+    /// `gc.get_referents` and `gc.get_referrers` report: as
+    /// [`Heap::traverse_builtin`], except that a dict reports each value
+    /// before its key, and only its values while its keys are all strs
+    /// (no `GENERAL_KEYS` flag), as CPython's `dict_traverse` does: a str
+    /// holds no reference, so a collection never needs to see one.
+    #[inline(always)]
+    pub fn traverse_for_gc<F: FnMut(Obj) + ?Sized>(&self, o: Obj, visit: &mut F) {
+        self.traverse_refs::<true, F>(o, visit);
+    }
+
+    #[inline(always)]
+    fn traverse_refs<const GC: bool, F: FnMut(Obj) + ?Sized>(&self, o: Obj, visit: &mut F) {
         // Plain tests, the containers graphs are made of first: a `match`
         // here compiles to a jump table, eight instructions per object on
         // the collector's hottest path (twice per object in a collection),
@@ -36,13 +53,22 @@ impl Heap {
             // SAFETY: a list, per its type id.
             unsafe { visit_list_items(o, visit) };
         } else if type_id == type_ids::DICT {
-            let both = |k, v| {
-                visit(k);
-                visit(v);
+            // SAFETY: a live object.
+            let str_keys_only = GC && unsafe { header(o) }.flags & flags::GENERAL_KEYS == 0;
+            let entry = |k, v| {
+                if GC {
+                    visit(v);
+                    if !str_keys_only {
+                        visit(k);
+                    }
+                } else {
+                    visit(k);
+                    visit(v);
+                }
             };
             // SAFETY: `o` is a dict, per its type id; as for lists, the
             // visits never change its table.
-            unsafe { crate::dict::dict_for_each_entry(o, both) };
+            unsafe { crate::dict::dict_for_each_entry(o, entry) };
         } else if type_id >= type_ids::FIRST_HOST_TYPE {
             self.instance_values(o).iter().flatten().for_each(|&c| visit(c));
         } else if type_id == type_ids::TUPLE {

@@ -86,6 +86,12 @@ pub mod flags {
     /// An instance whose type has any host callback (`traverse`, `clear`,
     /// `finalize`, `dealloc`): deleting it as garbage may run host code.
     pub const HOST_CALLBACKS: u32 = 1 << 11;
+    /// A dict into which a key other than a str was inserted since it was
+    /// made or last emptied (CPython's `DICT_KEYS_GENERAL`). Without it every
+    /// key is a str — an atom, which no collection needs to see — so the
+    /// collector's traversal visits only the values, as CPython's
+    /// `dict_traverse` does (and `gc.get_referents` lists only them).
+    pub const GENERAL_KEYS: u32 = 1 << 12;
 }
 
 /// Type ids of the built-in types; host types follow from `FIRST_HOST_TYPE`.

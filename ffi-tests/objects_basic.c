@@ -235,6 +235,29 @@ static void test_singletons(void) {
     CHECK_BLOCKS(rt, start); /* singletons allocate nothing */
 }
 
+static pymem_object *new_int_from(int k) { return new_int(1000 + k); }
+static pymem_object *new_float_from(int k) { return new_float(k + 0.5); }
+
+/* 150 objects made by `make` die: 100 stay on their free list (still
+ * blocks, and the stats line says so), the others go back; clearing the
+ * free lists gives those back too. */
+static void check_free_list_bound(pymem_object *(*make)(int), const char *stats_line) {
+    const uint64_t start = blocks();
+    pymem_object *many[150];
+    for (int k = 0; k < 150; k++)
+        many[k] = make(k);
+    CHECK_EQ_U64(blocks(), start + 150);
+    for (int k = 0; k < 150; k++)
+        drop(many[k]);
+    CHECK_EQ_U64(blocks(), start + 100);
+    char *report = NULL;
+    CHECK_OK(rt, pymem_debug_malloc_stats(rt, &report));
+    CHECK_CONTAINS(report, stats_line);
+    pymem_string_free(report);
+    CHECK_OK(rt, pymem_clear_free_lists(rt));
+    CHECK_BLOCKS(rt, start);
+}
+
 static void test_ints(void) {
     const uint64_t start = blocks();
     /* The cache: -5..256, the same immortal object every time. */
@@ -284,19 +307,7 @@ static void test_ints(void) {
     CHECK_BLOCKS(rt, start);
 
     /* Bounded: at most int_free_list (100) wait; the rest are freed. */
-    pymem_object *many[150];
-    for (int k = 0; k < 150; k++)
-        many[k] = new_int(1000 + k);
-    CHECK_EQ_U64(blocks(), start + 150);
-    for (int k = 0; k < 150; k++)
-        drop(many[k]);
-    CHECK_EQ_U64(blocks(), start + 100);
-    char *report = NULL;
-    CHECK_OK(rt, pymem_debug_malloc_stats(rt, &report));
-    CHECK_CONTAINS(report, "100 free PyLongObjects * 24 bytes each =");
-    pymem_string_free(report);
-    CHECK_OK(rt, pymem_clear_free_lists(rt));
-    CHECK_BLOCKS(rt, start);
+    check_free_list_bound(new_int_from, "100 free PyLongObjects * 24 bytes each =");
 
     /* The range is a config value (CPython 3.15 caches up to 1024). */
     pymem_config cfg;
@@ -367,19 +378,7 @@ static void test_floats(void) {
     CHECK_BLOCKS(rt, start);
 
     /* Bounded: at most float_free_list (100) wait; the rest are freed. */
-    pymem_object *many[150];
-    for (int i = 0; i < 150; i++)
-        many[i] = new_float(i + 0.5);
-    CHECK_EQ_U64(blocks(), start + 150);
-    for (int i = 0; i < 150; i++)
-        drop(many[i]);
-    CHECK_EQ_U64(blocks(), start + 100);
-    char *report = NULL;
-    CHECK_OK(rt, pymem_debug_malloc_stats(rt, &report));
-    CHECK_CONTAINS(report, "100 free PyFloatObjects * 24 bytes each =");
-    pymem_string_free(report);
-    CHECK_OK(rt, pymem_clear_free_lists(rt));
-    CHECK_BLOCKS(rt, start);
+    check_free_list_bound(new_float_from, "100 free PyFloatObjects * 24 bytes each =");
 }
 
 static void test_strings(void) {

@@ -7,102 +7,19 @@
 //! the full deallocation does: item counts, the collector's count, bytes and
 //! blocks in use, and the list being gone.
 
-use std::ptr;
+mod common;
 
-use pymem::alloc::pymem_alloc_get_stats;
+use common::Rt;
 use pymem::gc::pymem_gc_get_count;
-use pymem::object::{
-    pymem_clear_free_lists, pymem_decref, pymem_float_new, pymem_incref, pymem_int_new, pymem_list_append,
-    pymem_list_len, pymem_list_new, pymem_refcount, Object,
-};
-use pymem::runtime::{pymem_config_init, pymem_runtime_free, pymem_runtime_new};
-use pymem::{AllocStats, Config, Runtime, Status};
-
-struct Rt(*mut Runtime);
+use pymem::object::{pymem_incref, pymem_list_len};
+use pymem::Status;
 
 impl Rt {
-    fn new(change: impl FnOnce(&mut Config)) -> Rt {
-        let mut cfg = std::mem::MaybeUninit::<Config>::zeroed();
-        // SAFETY: init fills every field.
-        let mut cfg = unsafe {
-            pymem_config_init(cfg.as_mut_ptr());
-            cfg.assume_init()
-        };
-        change(&mut cfg);
-        let mut rt = ptr::null_mut();
-        // SAFETY: valid config and out.
-        assert_eq!(unsafe { pymem_runtime_new(&cfg, &mut rt) }, Status::PYMEM_OK);
-        Rt(rt)
-    }
-
-    fn ok(&self, st: Status) {
-        assert_eq!(st, Status::PYMEM_OK);
-    }
-
-    fn list(&self, items: &[*mut Object]) -> *mut Object {
-        let mut l = ptr::null_mut();
-        // SAFETY: live runtime, live objects, writable out.
-        unsafe {
-            self.ok(pymem_list_new(self.0, &mut l));
-            for &item in items {
-                self.ok(pymem_list_append(self.0, l, item));
-            }
-        }
-        l
-    }
-
-    fn int(&self, v: i64) -> *mut Object {
-        let mut o = ptr::null_mut();
-        // SAFETY: live runtime, writable out.
-        self.ok(unsafe { pymem_int_new(self.0, v, &mut o) });
-        o
-    }
-
-    fn float(&self, v: f64) -> *mut Object {
-        let mut o = ptr::null_mut();
-        // SAFETY: live runtime, writable out.
-        self.ok(unsafe { pymem_float_new(self.0, v, &mut o) });
-        o
-    }
-
-    fn refcount(&self, o: *mut Object) -> u64 {
-        let mut n = 0;
-        // SAFETY: live runtime and object, writable out.
-        self.ok(unsafe { pymem_refcount(self.0, o, &mut n) });
-        n as u64
-    }
-
-    fn decref(&self, o: *mut Object) -> Status {
-        // SAFETY: live runtime; `o` is validated.
-        unsafe { pymem_decref(self.0, o) }
-    }
-
     fn gc_count0(&self) -> i64 {
         let mut counts = [0i64; 3];
         // SAFETY: live runtime, three writable counts.
         self.ok(unsafe { pymem_gc_get_count(self.0, counts.as_mut_ptr()) });
         counts[0]
-    }
-
-    fn stats(&self) -> AllocStats {
-        let mut s = std::mem::MaybeUninit::<AllocStats>::zeroed();
-        // SAFETY: live runtime, writable stats.
-        unsafe {
-            self.ok(pymem_alloc_get_stats(self.0, s.as_mut_ptr()));
-            s.assume_init()
-        }
-    }
-
-    fn clear_free_lists(&self) {
-        // SAFETY: live runtime.
-        self.ok(unsafe { pymem_clear_free_lists(self.0) });
-    }
-}
-
-impl Drop for Rt {
-    fn drop(&mut self) {
-        // SAFETY: the runtime is live and freed once.
-        assert_eq!(unsafe { pymem_runtime_free(self.0) }, Status::PYMEM_OK);
     }
 }
 

@@ -8,67 +8,24 @@
 //! its last reference — and that every bad pointer is still refused with
 //! the state unchanged.
 
+mod common;
+
 use std::ptr;
 
-use pymem::alloc::{pymem_alloc_get_stats, pymem_free, pymem_malloc};
+use common::Rt;
+use pymem::alloc::{pymem_free, pymem_malloc};
 use pymem::object::{
-    pymem_clear_free_lists, pymem_decref, pymem_float_new, pymem_incref, pymem_int_new, pymem_list_append,
-    pymem_list_len, pymem_list_new, pymem_none, pymem_refcount, pymem_str_new, Object,
+    pymem_clear_free_lists, pymem_decref, pymem_incref, pymem_list_len, pymem_none, pymem_str_new, Object,
 };
-use pymem::runtime::{pymem_config_init, pymem_runtime_free, pymem_runtime_new};
 use pymem::testing::{check_invariants, forget_validation_cache};
-use pymem::{AllocStats, Config, Runtime, Status};
+use pymem::Status;
 
-struct Rt(*mut Runtime);
-
+/// The calls of these tests: each incref and decref with the validation
+/// cache emptied first.
 impl Rt {
-    fn new(change: impl FnOnce(&mut Config)) -> Rt {
-        let mut cfg = std::mem::MaybeUninit::<Config>::zeroed();
-        // SAFETY: init fills every field.
-        let mut cfg = unsafe {
-            pymem_config_init(cfg.as_mut_ptr());
-            cfg.assume_init()
-        };
-        change(&mut cfg);
-        let mut rt = ptr::null_mut();
-        // SAFETY: valid config and out.
-        assert_eq!(unsafe { pymem_runtime_new(&cfg, &mut rt) }, Status::PYMEM_OK);
-        Rt(rt)
-    }
-
-    fn ok(&self, st: Status) {
-        assert_eq!(st, Status::PYMEM_OK);
-    }
-
-    fn obj(&self, make: impl FnOnce(*mut *mut Object) -> Status) -> *mut Object {
-        let mut o = ptr::null_mut();
-        self.ok(make(&mut o));
-        o
-    }
-
-    fn int(&self, v: i64) -> *mut Object {
-        // SAFETY: live runtime, writable out.
-        self.obj(|o| unsafe { pymem_int_new(self.0, v, o) })
-    }
-
-    fn float(&self, v: f64) -> *mut Object {
-        // SAFETY: live runtime, writable out.
-        self.obj(|o| unsafe { pymem_float_new(self.0, v, o) })
-    }
-
     fn str(&self, s: &str) -> *mut Object {
         // SAFETY: live runtime, valid bytes, writable out.
         self.obj(|o| unsafe { pymem_str_new(self.0, s.as_ptr().cast(), s.len(), o) })
-    }
-
-    fn list(&self, items: &[*mut Object]) -> *mut Object {
-        // SAFETY: live runtime, writable out.
-        let l = self.obj(|o| unsafe { pymem_list_new(self.0, o) });
-        for &item in items {
-            // SAFETY: live runtime, list and item.
-            self.ok(unsafe { pymem_list_append(self.0, l, item) });
-        }
-        l
     }
 
     fn forget(&self) {
@@ -76,34 +33,16 @@ impl Rt {
         self.ok(unsafe { forget_validation_cache(self.0) });
     }
 
-    /// incref with the cache emptied first.
-    fn incref(&self, o: *mut Object) -> Status {
+    fn incref_uncached(&self, o: *mut Object) -> Status {
         self.forget();
         // SAFETY: live runtime; `o` is validated.
         unsafe { pymem_incref(self.0, o) }
     }
 
-    /// decref with the cache emptied first.
-    fn decref(&self, o: *mut Object) -> Status {
+    fn decref_uncached(&self, o: *mut Object) -> Status {
         self.forget();
         // SAFETY: live runtime; `o` is validated.
         unsafe { pymem_decref(self.0, o) }
-    }
-
-    fn refcount(&self, o: *mut Object) -> isize {
-        let mut n = 0;
-        // SAFETY: live runtime and object, writable out.
-        self.ok(unsafe { pymem_refcount(self.0, o, &mut n) });
-        n
-    }
-
-    fn stats(&self) -> AllocStats {
-        let mut s = std::mem::MaybeUninit::<AllocStats>::zeroed();
-        // SAFETY: live runtime, writable stats.
-        unsafe {
-            self.ok(pymem_alloc_get_stats(self.0, s.as_mut_ptr()));
-            s.assume_init()
-        }
     }
 
     /// What a refused call must leave unchanged.
@@ -118,24 +57,17 @@ impl Rt {
     }
 }
 
-impl Drop for Rt {
-    fn drop(&mut self) {
-        // SAFETY: the runtime is live and freed once.
-        assert_eq!(unsafe { pymem_runtime_free(self.0) }, Status::PYMEM_OK);
-    }
-}
-
 #[test]
 fn counts_of_uncached_objects_go_up_and_down_exactly() {
     let rt = Rt::new(|_| {});
     let objs = [rt.int(100_000), rt.float(0.25), rt.str("not cached"), rt.list(&[])];
     for o in objs {
-        assert_eq!(rt.incref(o), Status::PYMEM_OK);
-        assert_eq!(rt.incref(o), Status::PYMEM_OK);
+        assert_eq!(rt.incref_uncached(o), Status::PYMEM_OK);
+        assert_eq!(rt.incref_uncached(o), Status::PYMEM_OK);
         assert_eq!(rt.refcount(o), 3);
-        assert_eq!(rt.decref(o), Status::PYMEM_OK);
+        assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
         assert_eq!(rt.refcount(o), 2);
-        assert_eq!(rt.decref(o), Status::PYMEM_OK);
+        assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
         assert_eq!(rt.refcount(o), 1);
     }
     // Immortal objects: nothing changes.
@@ -144,13 +76,13 @@ fn counts_of_uncached_objects_go_up_and_down_exactly() {
     let small = rt.int(7);
     for o in [none, small] {
         let before = rt.refcount(o);
-        assert_eq!(rt.incref(o), Status::PYMEM_OK);
-        assert_eq!(rt.decref(o), Status::PYMEM_OK);
-        assert_eq!(rt.decref(o), Status::PYMEM_OK);
+        assert_eq!(rt.incref_uncached(o), Status::PYMEM_OK);
+        assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
+        assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
         assert_eq!(rt.refcount(o), before);
     }
     for o in objs {
-        assert_eq!(rt.decref(o), Status::PYMEM_OK);
+        assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
     }
     rt.check();
 }
@@ -169,7 +101,7 @@ fn an_uncached_int_or_float_dies_onto_its_free_list_or_back_to_its_pool() {
         for is_int in [true, false] {
             let o = if is_int { rt.int(-123_456) } else { rt.float(1.5) };
             assert_eq!(rt.stats().blocks_in_use, base + 1);
-            assert_eq!(rt.decref(o), Status::PYMEM_OK);
+            assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
             // On a free list the block stays and the object is dead (an
             // underflow); freed, the pointer is no longer an object.
             let (blocks, again) = if free_lists {
@@ -179,8 +111,8 @@ fn an_uncached_int_or_float_dies_onto_its_free_list_or_back_to_its_pool() {
             };
             assert_eq!(rt.stats().blocks_in_use, blocks);
             let unchanged = rt.in_use();
-            assert_eq!(rt.decref(o), again);
-            assert_eq!(rt.incref(o), Status::PYMEM_ERR_INVALID_POINTER);
+            assert_eq!(rt.decref_uncached(o), again);
+            assert_eq!(rt.incref_uncached(o), Status::PYMEM_ERR_INVALID_POINTER);
             assert_eq!(rt.in_use(), unchanged);
             // SAFETY: live runtime.
             rt.ok(unsafe { pymem_clear_free_lists(rt.0) });
@@ -201,7 +133,7 @@ fn uncached_ints_freed_across_full_and_emptying_pools() {
     let ints: Vec<*mut Object> = (0..2_000).map(|i| rt.int(1_000 + i)).collect();
     assert_eq!(rt.stats().blocks_in_use, base.blocks_in_use + 2_000);
     for (k, &o) in ints.iter().enumerate() {
-        assert_eq!(rt.decref(o), Status::PYMEM_OK);
+        assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
         assert_eq!(rt.stats().blocks_in_use, base.blocks_in_use + 1_999 - k as u64);
     }
     rt.check();
@@ -214,20 +146,20 @@ fn an_uncached_list_at_its_last_reference_frees_what_only_it_held() {
     let kept = rt.int(50_000);
     let l = rt.list(&[kept, kept]);
     assert_eq!(rt.refcount(kept), 3);
-    assert_eq!(rt.decref(l), Status::PYMEM_OK);
+    assert_eq!(rt.decref_uncached(l), Status::PYMEM_OK);
     assert_eq!(rt.refcount(kept), 1, "the list's two references dropped");
-    assert_eq!(rt.decref(l), Status::PYMEM_ERR_REFCOUNT_UNDERFLOW, "the list is dead, on its free list");
+    assert_eq!(rt.decref_uncached(l), Status::PYMEM_ERR_REFCOUNT_UNDERFLOW, "the list is dead, on its free list");
     // A list whose item dies with it: the full path frees the item too.
     let dies = rt.str("only in the list");
     let l = rt.list(&[dies]);
-    assert_eq!(rt.decref(dies), Status::PYMEM_OK);
+    assert_eq!(rt.decref_uncached(dies), Status::PYMEM_OK);
     let mut len = 0;
     // SAFETY: live runtime and list, writable out.
     rt.ok(unsafe { pymem_list_len(rt.0, l, &mut len) });
     assert_eq!(len, 1);
-    assert_eq!(rt.decref(l), Status::PYMEM_OK);
-    assert_eq!(rt.decref(dies), Status::PYMEM_ERR_INVALID_POINTER, "the str died with the list");
-    assert_eq!(rt.decref(kept), Status::PYMEM_OK);
+    assert_eq!(rt.decref_uncached(l), Status::PYMEM_OK);
+    assert_eq!(rt.decref_uncached(dies), Status::PYMEM_ERR_INVALID_POINTER, "the str died with the list");
+    assert_eq!(rt.decref_uncached(kept), Status::PYMEM_OK);
     rt.check();
 }
 
@@ -236,7 +168,7 @@ fn bad_pointers_are_refused_with_nothing_changed() {
     let rt = Rt::new(|_| {});
     let o = rt.int(77_777);
     let gone = rt.str("freed");
-    assert_eq!(rt.decref(gone), Status::PYMEM_OK);
+    assert_eq!(rt.decref_uncached(gone), Status::PYMEM_OK);
     // SAFETY: live runtime.
     let raw = unsafe { pymem_malloc(rt.0, 24) };
     assert!(!raw.is_null());
@@ -251,15 +183,15 @@ fn bad_pointers_are_refused_with_nothing_changed() {
     ];
     let before = rt.in_use();
     for p in bad {
-        assert_eq!(rt.incref(p), Status::PYMEM_ERR_INVALID_POINTER, "{p:p}");
-        assert_eq!(rt.decref(p), Status::PYMEM_ERR_INVALID_POINTER, "{p:p}");
+        assert_eq!(rt.incref_uncached(p), Status::PYMEM_ERR_INVALID_POINTER, "{p:p}");
+        assert_eq!(rt.decref_uncached(p), Status::PYMEM_ERR_INVALID_POINTER, "{p:p}");
     }
-    assert_eq!(rt.incref(ptr::null_mut()), Status::PYMEM_ERR_NULL_ARGUMENT);
-    assert_eq!(rt.decref(ptr::null_mut()), Status::PYMEM_ERR_NULL_ARGUMENT);
+    assert_eq!(rt.incref_uncached(ptr::null_mut()), Status::PYMEM_ERR_NULL_ARGUMENT);
+    assert_eq!(rt.decref_uncached(ptr::null_mut()), Status::PYMEM_ERR_NULL_ARGUMENT);
     assert_eq!(rt.in_use(), before);
     assert_eq!(rt.refcount(o), 1);
     // SAFETY: live runtime, a block of its own.
     unsafe { pymem_free(rt.0, raw) };
-    assert_eq!(rt.decref(o), Status::PYMEM_OK);
+    assert_eq!(rt.decref_uncached(o), Status::PYMEM_OK);
     rt.check();
 }

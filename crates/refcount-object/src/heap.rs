@@ -706,13 +706,14 @@ impl Heap {
     }
 
     /// [`Heap::decref_if_simple`] of a pointer the validation cache does not
-    /// know (`NotCached`: an object made a while ago; the cache has 64 slots): validated
-    /// on the spot by the allocator's fast lookup — the start of an
-    /// allocated object block of a cached arena — and a header that is not
-    /// `DEAD`; anything the lookup cannot say, and any death but an int's
-    /// or a float's, is left to the full path (which validates again and
-    /// says why a pointer is refused). A list at its last reference is
-    /// remembered as valid for `decref_list_if_quiet`.
+    /// know (`NotCached`: an object made a while ago; the cache has 64
+    /// slots): validated on the spot by the allocator's fast lookup — the
+    /// start of an allocated object block of a cached arena, near the pool
+    /// of the last such lookup — and a header that is not `DEAD`; anything
+    /// the lookup cannot say, and any death but an int's or a float's, is
+    /// left to the full path (which validates again and says why a pointer
+    /// is refused). A list at its last reference is remembered as valid for
+    /// `decref_list_if_quiet`.
     #[inline(always)]
     pub fn decref_uncached_if_simple(&mut self, p: *const u8) -> SimpleDecref {
         let Some(block) = self.alloc.find_live_near(p, BlockKind::Object) else { return SimpleDecref::NotDone };

@@ -711,20 +711,13 @@ impl Allocator {
     }
 
     /// [`Allocator::find_live`]'s fast half, for fast paths with no error
-    /// path: the block when the arena cache knows `p`'s arena and `p` starts
-    /// an allocated block of `kind` in a pool. `None` means "ask
-    /// `find_live`", not "invalid".
-    #[inline(always)]
-    pub fn find_live_fast(&self, p: *const u8, kind: BlockKind) -> Option<LiveBlock> {
-        let (pool, index) = self.cached_live_block(p as usize, kind)?;
-        Some(LiveBlock(Located::Small { pool, index }))
-    }
-
-    /// [`Allocator::find_live_fast`] for pointers that mostly come in
-    /// allocation order (the objects of a C array freed one after another):
-    /// it remembers the pool of its last answer, as
-    /// [`Allocator::free_kind_near`] does, so a block of the same pool skips
-    /// the arena lookup. The same validation against the pool's header.
+    /// path: the block when `p` starts an allocated block of `kind` in a pool
+    /// of an arena the arena cache knows. `None` means "ask `find_live`",
+    /// not "invalid". Pointers mostly come in allocation order (the objects
+    /// of a C array freed one after another), so it remembers the pool of
+    /// its last answer, as [`Allocator::free_kind_near`] does: a block of
+    /// the same pool skips the arena lookup, and is validated against the
+    /// pool's header all the same.
     #[inline(always)]
     pub fn find_live_near(&mut self, p: *const u8, kind: BlockKind) -> Option<LiveBlock> {
         let addr = p as usize;
@@ -746,10 +739,9 @@ impl Allocator {
         (on_block_start && m.is_allocated(index) && m.kind == kind).then_some(LiveBlock(Located::Small { pool, index }))
     }
 
-    /// Frees the block `find_live_fast` (or `find_live_near`) found at `p`
-    /// when that changes no pool's state, as [`Allocator::free_kind_fast`];
-    /// false, nothing done, otherwise (the block is still live and `block`
-    /// still valid).
+    /// Frees the block `find_live_near` found at `p` when that changes no
+    /// pool's state, as [`Allocator::free_kind_fast`]; false, nothing done,
+    /// otherwise (the block is still live and `block` still valid).
     ///
     /// # Safety
     /// As [`Allocator::free_found`]'s.

@@ -640,7 +640,7 @@ impl Heap {
     /// that cannot say (the caller then validates it fully).
     #[inline(always)]
     pub fn incref_uncached_if_simple(&mut self, p: *const u8) -> bool {
-        if self.alloc.find_live_fast(p, BlockKind::Object).is_none() {
+        if self.alloc.find_live_near(p, BlockKind::Object).is_none() {
             return false;
         }
         // SAFETY: a live object block starts with an initialised header.
